@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 from .cases import Case
 from .results import Result, RunRecord
+from .worker import encode
 
 DEFAULT_TIMEOUT = 120.0
 START_TIMEOUT = 300.0
@@ -107,7 +108,7 @@ class Worker:
             return Result(case=case.id, adapter=self.name, status="skipped", message=self.hello.get("reason", ""))
         start = time.perf_counter()
         try:
-            self.proc.stdin.write(json.dumps({"path": case.path, "id": case.id}) + "\n")
+            self.proc.stdin.write(encode(case))
             self.proc.stdin.flush()
             return Result.from_json(self._receive(self.timeout, f"running {case.id}")["result"])
         except (WorkerGone, OSError) as exc:

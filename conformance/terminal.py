@@ -34,7 +34,7 @@ def progress(total: int):
 
 def summary(record: RunRecord) -> Table:
     table = Table(title=f"conformance run {record.run_id}", title_justify="left")
-    table.add_column("adapter")
+    table.add_column("adapter", no_wrap=True)
     table.add_column("version")
     for status in STATUSES:
         table.add_column(status, justify="right", style=STYLE[status])

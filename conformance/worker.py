@@ -5,8 +5,8 @@ Protocol, one JSON object per line on the worker's own channel (file
 descriptor 1 as inherited; the framework's own prints go to stderr):
 
 1. the worker says ``{"hello": {"status": "ready"|"skipped", "reason", "environment"}}``;
-2. the parent sends ``{"path": FILE, "id": CASE_ID}``; the worker answers
-   ``{"result": Result.to_json()}``; repeat;
+2. the parent sends ``{"case": <base64 pickle of the loaded Case>}``; the
+   worker answers ``{"result": Result.to_json()}``; repeat;
 3. the parent closes stdin; the worker exits.
 
 A crash, abort or hang costs only the case in flight: the parent sees the
@@ -15,14 +15,15 @@ channel close (or time out), records an ``error`` and starts a new worker.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import sys
 
 from .adapter import Adapter, discover, instantiate
 from .evaluate import evaluate
-from .load import load_cases
-from .results import Result, dumps
+from .results import dumps
 
 
 def resolve(name: str) -> Adapter:
@@ -54,19 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     send({"hello": {"name": adapter.name, "status": "ready", "environment": environment}})
 
-    cache: dict[str, dict] = {}
     for line in sys.stdin:
-        request = json.loads(line)
-        path, case_id = request["path"], request["id"]
-        if path not in cache:
-            cache[path] = {c.id: c for c in load_cases([path])}
-        case = cache[path].get(case_id)
-        if case is None:
-            result = Result(case=case_id, adapter=adapter.name, status="error", message=f"no case {case_id!r} in {path}")
-        else:
-            result = evaluate(case, adapter)
-        send({"result": result.to_json()})
+        case = pickle.loads(base64.b64decode(json.loads(line)["case"]))
+        send({"result": evaluate(case, adapter).to_json()})
     return 0
+
+
+def encode(case) -> str:
+    """The request line the parent sends for ``case``."""
+    return json.dumps({"case": base64.b64encode(pickle.dumps(case)).decode("ascii")}) + "\n"
 
 
 if __name__ == "__main__":

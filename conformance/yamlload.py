@@ -25,6 +25,7 @@ from .errors import CaseError
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _SPECIAL = {"nan": float("nan"), "inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf")}
 _constructor = yaml.constructor.SafeConstructor()
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes, ~10x faster
 
 Path_ = tuple
 
@@ -57,7 +58,7 @@ def format_path(path: tuple) -> str:
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    if node.style is None and node.tag == "tag:yaml.org,2002:str":
+    if not node.style and node.tag == "tag:yaml.org,2002:str":  # plain (unquoted): None or "" by loader
         text = node.value.strip()
         if text.lower() in _SPECIAL:
             return _SPECIAL[text.lower()]
@@ -99,7 +100,7 @@ def load_documents(path: str | Path) -> list[Document]:
 def parse_documents(text: str, file: str = "<string>") -> list[Document]:
     """Like :func:`load_documents`, for text already in memory (``file`` names it)."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -1,0 +1,338 @@
+"""The TensorFlow adapters (tf.nn and tf.nn.fused) on the real framework."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from adapters.tensorflow_adapter import TensorflowFusedAdapter, TensorflowNNAdapter  # noqa: E402
+from conformance.evaluate import evaluate  # noqa: E402
+from .helpers import judge, one  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def nn():
+    adapter = TensorflowNNAdapter()
+    adapter.load()
+    return adapter
+
+
+@pytest.fixture(scope="module")
+def fused():
+    adapter = TensorflowFusedAdapter()
+    adapter.load()
+    return adapter
+
+
+SEED_000 = """
+id: seed-000
+op: batch_norm
+dtype: float64
+attributes:
+  feature_axes: -1
+  epsilon: {eps}
+  momentum: {{framework_default: 0.99}}
+  center: false
+  scale: false
+mode: {mode}
+inputs:
+  x: [[3.0, 4.0]]
+expected:
+  y: {{values: [[2.99850112, 3.9980015]], rtol: 1.0e-8, atol: 1.0e-8}}
+  moving_mean: reference
+  moving_variance: reference
+"""
+
+# Four samples of one feature: mean 2.5, biased variance 1.25, unbiased 5/3.
+BESSEL = """
+id: bessel
+op: batch_norm
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 0.001, momentum: 0.5, center: false, scale: false}
+mode: training
+inputs:
+  x: [[1.0], [2.0], [3.0], [4.0]]
+expected:
+  y: reference
+  moving_mean: reference
+  moving_variance: reference
+  batch_mean: reference
+  batch_variance: reference
+"""
+
+AXES_4D = """
+id: axes-4d
+op: batch_norm
+dtype: float32
+attributes: {{reduction_axes: {axes}, epsilon: 0.001, momentum: 0.9}}
+params: {{gamma: {{generate: uniform, shape: {fshape}, seed: 4, low: 0.5, high: 2.0}},
+          beta: {{generate: normal, shape: {fshape}, seed: 5}}}}
+state: {{moving_mean: 0.25, moving_variance: 2.0}}
+steps:
+  - mode: training
+    inputs: {{x: {{generate: normal, shape: [3, 4, 2, 5], seed: 1, loc: 1.0, scale: 2.0}}}}
+    expected: {{y: reference, moving_mean: reference, {var}batch_mean: reference}}
+  - mode: training
+    inputs: {{x: {{generate: normal, shape: [3, 4, 2, 5], seed: 2}}}}
+    expected: {{y: reference, moving_mean: reference}}
+"""
+
+
+def axes_case(axes, var="moving_variance: reference, batch_variance: reference, "):
+    fshape = [s for i, s in enumerate([3, 4, 2, 5]) if i not in axes]
+    return AXES_4D.format(axes=list(axes), fshape=fshape, var=var)
+
+
+# Momentum 0.9 over three steps (training, training, inference), numbers by hand:
+# step 1 x = [1, 3]: mean 2, var 1 -> moving (0.2, 1.0)
+# step 2 x = [4, 8]: mean 6, var 4 -> moving (0.18 + 0.6 = 0.78, 0.9 + 0.4 = 1.3)
+# step 3 inference x = 2: y = (2 - 0.78) / sqrt(1.3 + 0.001)
+MOMENTUM = """
+id: momentum
+op: batch_norm
+dtype: float64
+attributes: {feature_axes: 1, epsilon: 0.001, momentum: 0.9, center: false, scale: false}
+steps:
+  - mode: training
+    inputs: {x: [[1.0], [3.0]]}
+    expected: {moving_mean: [0.2], moving_variance: [1.0]}
+  - mode: training
+    inputs: {x: [[4.0], [8.0]]}
+    expected: {moving_mean: [0.78], moving_variance: [1.3]}
+  - mode: inference
+    inputs: {x: [[2.0]]}
+    expected: {y: [[1.0695994782]], moving_mean: [0.78], moving_variance: [1.3]}
+"""
+
+
+# -- tf.nn ------------------------------------------------------------------------------
+
+
+def test_nn_seed_000_epsilon_default_is_unsupported(nn):
+    r = judge(nn, SEED_000.format(eps="{framework_default: 1.0e-3}", mode="inference"))
+    assert r.status == "unsupported"
+    assert "variance_epsilon" in r.message
+
+
+def test_nn_seed_000_numbers_with_explicit_epsilon(nn):
+    c = one(SEED_000.format(eps="1.0e-3", mode="inference"))
+    r = evaluate(c, nn)
+    assert r.status == "pass", r.message
+    (out,) = nn.run(c)
+    np.testing.assert_allclose(out["y"].values, [[2.99850112, 3.9980015]], rtol=1e-8)
+    assert out["y"].dtype == "float64"
+
+
+def test_nn_default_mode_is_unsupported(nn):
+    r = judge(nn, SEED_000.format(eps="1.0e-3", mode="{framework_default: inference}"))
+    assert r.status == "unsupported"
+    assert "no mode" in r.message
+
+
+def test_nn_momentum_default_in_training_is_unsupported(nn):
+    text = SEED_000.format(eps="1.0e-3", mode="training").replace(
+        "expected:\n  y: {values: [[2.99850112, 3.9980015]], rtol: 1.0e-8, atol: 1.0e-8}", "expected:")
+    r = judge(nn, text.replace("x: [[3.0, 4.0]]", "x: [[3.0, 4.0], [5.0, 7.0]]"))
+    assert r.status == "unsupported"
+    assert "momentum" in r.message
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (0, 2), (0, 2, 3), (1, 2, 3)])
+def test_nn_reduction_axes_4d(nn, axes):
+    r = judge(nn, axes_case(axes))
+    assert r.status == "pass", r.message
+    assert "step1.batch_variance" in r.outputs
+
+
+def test_nn_momentum_three_steps(nn):
+    c = one(MOMENTUM)
+    r = evaluate(c, nn)
+    assert r.status == "pass", r.message
+    out = nn.run(c)
+    np.testing.assert_allclose(out[1]["moving_variance"].values, [1.3], rtol=1e-12)
+    np.testing.assert_allclose(out[2]["y"].values, [[1.22 / np.sqrt(1.301)]], rtol=1e-12)
+    assert any("0.9 * old" in n for n in nn.notes)
+
+
+def test_nn_momentum_wrong_convention_would_fail(nn):
+    # The same case with momentum 0.1 (PyTorch's convention) must not pass: the test can fail.
+    r = judge(nn, MOMENTUM.replace("momentum: 0.9", "momentum: 0.1"))
+    assert r.status == "diverge"
+    assert "step1.moving_mean" in r.message
+
+
+def test_nn_bessel_case_passes(nn):
+    r = judge(nn, BESSEL)
+    assert r.status == "pass", r.message
+    assert r.outputs["batch_variance"]["max_abs_error"] < 1e-6
+
+
+@pytest.mark.parametrize("keepdims,shape", [("true", [1, 4, 1, 5]), ("false", [4, 5])])
+def test_nn_moments(nn, keepdims, shape):
+    text = f"""
+id: moments
+op: moments
+dtype: float32
+attributes: {{reduction_axes: [0, 2], keepdims: {keepdims}}}
+inputs: {{x: {{generate: normal, shape: [3, 4, 2, 5], seed: 1}}}}
+expected: reference
+"""
+    c = one(text)
+    r = evaluate(c, nn)
+    assert r.status == "pass", r.message
+    (out,) = nn.run(c)
+    assert list(out["mean"].values.shape) == shape and out["variance"].dtype == "float32"
+
+
+def test_nn_float16_statistics_stay_float16(nn):
+    # A user writing the float16 path keeps float16 statistics; the canonical ones are float32.
+    r = judge(nn, axes_case((0, 1, 2)).replace("dtype: float32", "dtype: float16\ntolerance: {condition_aware: true}"))
+    assert r.status == "diverge"
+    assert r.outputs["step1.y"]["status"] == "pass" and r.outputs["step1.y"]["actual_dtype"] == "float16"
+    mm = r.outputs["step1.moving_mean"]
+    assert mm["actual_dtype"] == "float16" and mm["expected_dtype"] == "float32"
+    assert "dtype float16, expected float32" in r.message
+
+
+class _BadAxes(TensorflowNNAdapter):
+    """Passes an out-of-range axis to tf.nn.moments: TF itself raises."""
+
+    def _axes(self, case):
+        return [7]
+
+
+def test_nn_framework_error_is_captured():
+    r = judge(_BadAxes(), axes_case((0, 1, 2)))
+    assert r.status == "error"
+    assert r.message.startswith("InvalidArgumentError")
+
+
+# -- tf.nn.fused ------------------------------------------------------------------------
+
+
+def test_fused_batch_variance_is_bessel_corrected(fused):
+    r = judge(fused, BESSEL)
+    assert r.status == "diverge"
+    bv, mv = r.outputs["batch_variance"], r.outputs["moving_variance"]
+    assert bv["status"] == "diverge" and mv["status"] == "diverge"
+    # Batch variance: unbiased 5/3 instead of 1.25, the ratio n/(n-1) = 4/3.
+    assert bv["worst_expected"] == pytest.approx(1.25)
+    assert bv["worst_actual"] == pytest.approx(5 / 3, rel=1e-6)
+    assert bv["worst_actual"] / bv["worst_expected"] == pytest.approx(4 / 3, rel=1e-6)
+    # Moving variance: 0.5 * 1 + 0.5 * 5/3 instead of 0.5 * 1 + 0.5 * 1.25.
+    assert mv["worst_expected"] == pytest.approx(1.125)
+    assert mv["worst_actual"] == pytest.approx(0.5 + 0.5 * 5 / 3, rel=1e-6)
+    # y is normalized with the biased variance, the mean is the mean.
+    for name in ("y", "batch_mean", "moving_mean"):
+        assert r.outputs[name]["status"] == "pass", name
+    assert "exponential_avg_factor 0.5" in " ".join(r.notes)
+
+
+def test_fused_float64_is_an_error(fused):
+    r = judge(fused, SEED_000.format(eps="1.0e-3", mode="inference"))
+    assert r.status == "error"
+    assert r.message.startswith("InvalidArgumentError") and "double" in r.message
+
+
+@pytest.mark.parametrize("axes,note", [
+    ((0, 1, 2), "as NHWC"),                 # channels last: passed as it is
+    ((0, 2, 3), "as NCHW"),                 # channels first: passed as it is
+    ((0, 2), "transposed to axes [0, 2, 1, 3]"),  # kept [1, 3] flattened into one channel axis
+    ((1, 2, 3), "reshaped to NHWC [40, 1, 1, 3]"),  # kept [0] only
+])
+def test_fused_layouts(fused, axes, note):
+    c = one(axes_case(axes, var=""))
+    r = evaluate(c, fused)
+    assert r.status == "pass", r.message
+    assert note in " ".join(r.notes)
+    # Batch variance: the biased reference times n / (n - 1), in every layout.
+    out = fused.run(c)
+    x = c.steps[0].inputs["x"]
+    n = np.prod([x.shape[a] for a in axes])
+    biased = x.var(axis=axes).reshape(c.feature_shape)
+    np.testing.assert_allclose(out[0]["batch_variance"].values, biased * n / (n - 1), rtol=1e-5)
+    assert out[0]["y"].values.shape == x.shape
+
+
+def test_fused_two_dimensional_and_feature_axis_0(fused):
+    text = """
+id: fa0
+op: batch_norm
+dtype: float32
+attributes: {feature_axes: 0, epsilon: 0.01, momentum: 0.9}
+params: {gamma: [2.0, 0.5], beta: [1.0, -1.0]}
+steps:
+  - mode: training
+    inputs: {x: [[1.0, 2.0, 4.0], [0.0, -3.0, 3.0]]}
+    expected: {y: reference, moving_mean: reference, batch_mean: reference}
+  - mode: inference
+    inputs: {x: [[1.0, 2.0, 4.0], [0.0, -3.0, 3.0]]}
+    expected: {moving_mean: reference}
+"""
+    r = judge(fused, text)
+    assert r.status == "pass", r.message
+
+
+def test_fused_no_epsilon_floor_on_cpu(fused):
+    # Variance 1e-6 with epsilon 0: y = -1, +1 exactly; a 1.001e-5 floor would give +-0.30.
+    text = """
+id: eps0
+op: batch_norm
+dtype: float32
+attributes: {feature_axes: 1, epsilon: 0.0, momentum: 0.5, center: false, scale: false}
+mode: training
+inputs: {x: [[0.0], [0.002]]}
+expected: {y: [[-1.0], [1.0]]}
+"""
+    r = judge(fused, text)
+    assert r.status == "pass", r.message
+
+
+def test_fused_epsilon_default_is_0_001(fused):
+    text = SEED_000.replace("float64", "float32").format(eps="{framework_default: 1.0e-3}", mode="inference")
+    text = text.replace("momentum: {framework_default: 0.99}", "momentum: 0.99")
+    r = judge(fused, text.replace("rtol: 1.0e-8, atol: 1.0e-8", "rtol: 1.0e-6"))
+    assert r.status == "pass", r.message
+    assert "default (0.001)" in " ".join(r.notes)
+
+
+def test_fused_defaults_train_and_replace_the_moving_statistics(fused):
+    # is_training defaults to True and exponential_avg_factor to 1.0: the moving
+    # statistics become the batch ones (mean 3.5, unbiased variance 0.5).
+    text = SEED_000.replace("float64", "float32").format(
+        eps="1.0e-3", mode="{framework_default: inference}").replace("[[3.0, 4.0]]", "[[3.0], [4.0]]")
+    text = text.replace("y: {values: [[2.99850112, 3.9980015]], rtol: 1.0e-8, atol: 1.0e-8}", "y: reference")
+    c = one(text)
+    r = evaluate(c, fused)
+    assert r.status == "diverge"
+    assert r.outputs["y"]["status"] == "diverge"  # normalized with batch stats: -1, +1
+    assert r.outputs["moving_mean"]["worst_actual"] == pytest.approx(3.5)
+    assert r.outputs["moving_variance"]["worst_actual"] == pytest.approx(0.5)
+    assert "is_training not passed" in " ".join(r.notes)
+    np.testing.assert_allclose(fused.run(c)[0]["y"].values, [[-0.998002], [0.998002]], rtol=1e-5)
+
+
+def test_fused_momentum_three_steps(fused):
+    c = one(MOMENTUM.replace("float64", "float32"))
+    r = evaluate(c, fused)
+    # Moving means follow the momentum; moving variances take the unbiased batch variance
+    # (n = 2: 2 and 8 instead of 1 and 4): 0.9 + 0.2 = 1.1, then 0.99 + 0.8 = 1.79.
+    for key in ("step1.moving_mean", "step2.moving_mean", "step3.moving_mean"):
+        assert r.outputs[key]["status"] == "pass", key
+    out = fused.run(c)
+    np.testing.assert_allclose([o["moving_variance"].values[0] for o in out], [1.1, 1.79, 1.79], rtol=1e-5)
+    assert r.outputs["step3.y"]["worst_actual"] == pytest.approx(1.22 / np.sqrt(1.791), rel=1e-5)
+    assert out[2]["moving_variance"].dtype == "float32"
+
+
+def test_fused_float16_keeps_float32_statistics(fused):
+    c = one(axes_case((0, 1, 2), var="").replace("dtype: float32", "dtype: float16\ntolerance: {condition_aware: true}"))
+    out = fused.run(c)
+    assert out[0]["y"].dtype == "float16"
+    assert out[0]["moving_mean"].dtype == "float32"
