@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 FLOOR = r"""
 import pickle, sys
-from conformance.worker import resolve
+from conformance.registry import resolve
 adapter = resolve(sys.argv[1])
 adapter.load()
 for case in pickle.load(open(sys.argv[2], "rb")):
@@ -41,14 +40,13 @@ for case in pickle.load(open(sys.argv[2], "rb")):
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, and peak RSS (MiB) of the largest process in the command's tree."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    _, _, usage = os.wait4(proc.pid, 0)  # Linux: includes the child's waited-for children
+    proc.returncode = 0
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -64,15 +62,17 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     pickled = tmp / "cases.pkl"
     pickled.write_bytes(pickle.dumps(cases))
-    print(f"{len(cases)} cases, {args.repeat} runs each, medians; peak RSS is the largest child process")
-    print(f"{'adapter':18} {'harness s':>10} {'floor s':>10} {'ratio':>7} {'overhead':>9}")
+    print(f"{len(cases)} cases, {args.repeat} runs each, medians; RSS: the largest process of the run, MiB")
+    print(f"{'adapter':18} {'harness s':>10} {'floor s':>8} {'ratio':>6} {'overhead':>9} {'harness RSS':>12} {'floor RSS':>10}")
     for name in args.adapter:
         harness = [timed([sys.executable, "-m", "conformance", "run", args.cases, "-a", name,
                           "--results", str(tmp / "r.json")]) for _ in range(args.repeat)]
         floor = [timed([sys.executable, "-c", FLOOR, name, str(pickled)]) for _ in range(args.repeat)]
         h = statistics.median(w for w, _ in harness)
         f = statistics.median(w for w, _ in floor)
-        print(f"{name:18} {h:10.3f} {f:10.3f} {h / f:7.2f} {100 * (h - f) / f:8.1f}%")
+        hm = statistics.median(m for _, m in harness)
+        fm = statistics.median(m for _, m in floor)
+        print(f"{name:18} {h:10.3f} {f:8.3f} {h / f:6.2f} {100 * (h - f) / f:8.1f}% {hm:12.0f} {fm:10.0f}")
     return 0
 
 

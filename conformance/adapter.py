@@ -12,7 +12,8 @@ case, computed with the framework's own API in the case's dtype. An adapter:
   (they become ``error`` results);
 * may record what it translated with ``self.note("...")``.
 
-Adapters are found through the ``conformance.adapters`` entry-point group, so
+Adapters are found through the ``conformance.adapters`` entry-point group
+(:mod:`conformance.registry`), so
 a third-party package can add one without touching the core::
 
     [project.entry-points."conformance.adapters"]
@@ -30,9 +31,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import Unsupported
-
-ENTRY_POINT_GROUP = "conformance.adapters"
-
 
 @dataclass
 class Array:
@@ -95,17 +93,3 @@ class Adapter:
             raise Unsupported(f"{self.api or self.name} has no {case.op}")
         steps = method(case)
         return [{k: Array.of(v) for k, v in step.items()} for step in steps]
-
-
-def discover() -> dict[str, str]:
-    """Adapter name → ``module:Class`` for every registered adapter."""
-    found = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return dict(sorted(found.items()))
-
-
-def instantiate(target: str) -> Adapter:
-    """Import ``module:Class`` and build the adapter (does not load the framework)."""
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)()

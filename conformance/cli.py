@@ -19,19 +19,21 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console
-
-from . import runner, terminal
-from . import results as results_io
-from .adapter import discover
+from . import runner
 from .errors import CaseErrors
-from .load import load_cases
-from .report import write_reports
-from .results import Result, RunRecord
-from .schema import CASE_SCHEMA
+from .registry import discover
+
+# Heavier modules (NumPy, jsonschema, rich, the loader) are imported inside the
+# commands: `run` launches its workers first, so their framework imports
+# overlap the parent's own start-up and case loading.
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
-out = Console(highlight=False, soft_wrap=True)
+
+
+def _out():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,21 +87,35 @@ class UsageError(Exception):
     pass
 
 
-def _exit_code(record: RunRecord) -> int:
+def _exit_code(record) -> int:
     return EXIT_DIVERGED if any(r.status in ("diverge", "error") for r in record.results) else EXIT_OK
 
 
 def cmd_run(args) -> int:
-    cases = load_cases(args.paths)
-    if args.select:
-        cases = [c for c in cases if args.select in c.id]
     registered = discover()
     adapters = args.adapters or list(registered)
     unknown = [a for a in adapters if a not in registered and ":" not in a]
     if unknown:
         raise UsageError(f"unknown adapter {', '.join(unknown)} (registered: {', '.join(registered) or 'none'})")
+    workers = runner.launch(adapters, jobs=args.jobs, timeout=args.timeout)
+    try:
+        from .load import load_cases
+
+        cases = load_cases(args.paths)
+    except BaseException:
+        for worker in workers.values():
+            worker.stop()
+        raise
+    if args.select:
+        cases = [c for c in cases if args.select in c.id]
+    from . import results as results_io
+    from . import terminal
+    from .report import write_reports
+
     with terminal.progress(len(cases) * len(adapters)) as advance:
-        record = runner.run(cases, adapters, jobs=args.jobs, timeout=args.timeout, run_id=args.run_id, on_result=advance)
+        record = runner.run(cases, adapters, jobs=args.jobs, timeout=args.timeout, run_id=args.run_id,
+                            workers=workers, on_result=advance)
+    out = _out()
     if args.results:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         results_io.write(record, args.results)
@@ -112,12 +128,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .load import load_cases
+
     cases = load_cases(args.paths)
-    out.print(f"{len(cases)} cases OK")
+    _out().print(f"{len(cases)} cases OK")
     return EXIT_OK
 
 
 def cmd_list(args) -> int:
+    from .load import load_cases
+
+    out = _out()
     for case in load_cases(args.paths):
         out.print(f"{case.id}  [dim]{case.op} {case.dtype} {case.path}:{case.line}[/]")
     out.print("adapters: " + ", ".join(discover()))
@@ -125,6 +146,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from . import results as results_io
+    from . import terminal
+    from .report import write_reports
+    from .results import Result
+
     records = []
     for path in args.results:
         try:
@@ -141,12 +167,15 @@ def cmd_report(args) -> int:
                            for c in record.cases if c not in seen]
     record.results.sort(key=lambda r: (r.case, r.adapter))
     where = write_reports(record, args.report_dir / run_id)["markdown"]
+    out = _out()
     out.print(terminal.summary(record))
     out.print(f"wrote {where}")
     return _exit_code(record)
 
 
 def cmd_schema(args) -> int:
+    from .schema import CASE_SCHEMA
+
     print(json.dumps(CASE_SCHEMA, indent=2))
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from .adapter import discover
+from .registry import discover
 from .errors import CaseErrors
 from .load import load_cases
 from .runner import DEFAULT_TIMEOUT, Worker

@@ -21,11 +21,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from .cases import Case
+from .protocol import encode_case
 from .results import Result, RunRecord
-from .worker import encode
+
+if TYPE_CHECKING:
+    from .cases import Case
 
 DEFAULT_TIMEOUT = 120.0
 START_TIMEOUT = 300.0
@@ -51,7 +53,8 @@ class Worker:
         self._stderr = None
 
     # -- process management -----------------------------------------------------------
-    def start(self) -> dict:
+    def spawn(self) -> None:
+        """Start the process without waiting for it (its imports overlap the parent's work)."""
         self._stderr = tempfile.TemporaryFile(mode="w+b")
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         self.proc = subprocess.Popen([self.python, "-m", "conformance.worker", self.adapter],
@@ -59,6 +62,11 @@ class Worker:
                                      env=env, text=True, encoding="utf-8", bufsize=1)
         self._lines = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc, self._lines), daemon=True).start()
+
+    def start(self) -> dict:
+        """Spawn (unless already spawned) and wait for the worker's hello."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.spawn()
         self.hello = self._receive(START_TIMEOUT, "starting")["hello"]
         self.name = self.hello.get("name", self.adapter)
         return self.hello
@@ -91,6 +99,7 @@ class Worker:
         return f": {tail[-limit:]}" if tail else ""
 
     def stop(self) -> None:
+        self.hello = {}
         if self.proc and self.proc.poll() is None:
             try:
                 self.proc.stdin.close()
@@ -102,13 +111,13 @@ class Worker:
 
     # -- running ------------------------------------------------------------------------
     def run_case(self, case: Case) -> Result:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None or not self.hello:
             self.start()
         if self.hello.get("status") == "skipped":
             return Result(case=case.id, adapter=self.name, status="skipped", message=self.hello.get("reason", ""))
         start = time.perf_counter()
         try:
-            self.proc.stdin.write(encode(case))
+            self.proc.stdin.write(encode_case(case))
             self.proc.stdin.flush()
             return Result.from_json(self._receive(self.timeout, f"running {case.id}")["result"])
         except (WorkerGone, OSError) as exc:
@@ -127,10 +136,24 @@ def describe_exit(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def run_adapter(adapter: str, cases: list[Case], timeout: float, python: str,
+def launch(adapters: Iterable[str], *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+           python: str = sys.executable) -> dict[str, Worker]:
+    """Workers for ``adapters``; the first ``jobs`` are spawned at once, so that
+    their framework imports overlap whatever the parent does next (loading cases)."""
+    workers = {name: Worker(name, python=python, timeout=timeout) for name in adapters}
+    for worker in list(workers.values())[:_jobs(jobs)]:
+        worker.spawn()
+    return workers
+
+
+def _jobs(jobs: int | None) -> int:
+    return max(1, jobs or os.cpu_count() or 1)
+
+
+def run_adapter(worker: Worker, cases: list[Case],
                 on_result: Callable[[Result], None]) -> tuple[str, dict, list[Result]]:
-    """All cases on one adapter → (its name, its environment info, results)."""
-    worker = Worker(adapter, python=python, timeout=timeout)
+    """All cases on one adapter's worker → (its name, its environment info, results)."""
+    adapter = worker.adapter
     results: list[Result] = []
     try:
         worker.start()
@@ -152,10 +175,14 @@ def run_adapter(adapter: str, cases: list[Case], timeout: float, python: str,
 
 
 def run(cases: list[Case], adapters: Iterable[str], *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-        python: str = sys.executable, run_id: str | None = None,
+        python: str = sys.executable, run_id: str | None = None, workers: dict[str, Worker] | None = None,
         on_result: Callable[[Result], None] = lambda r: None) -> RunRecord:
-    """Run every case on every adapter; never raises for what an adapter does."""
+    """Run every case on every adapter; never raises for what an adapter does.
+
+    ``workers`` may come from :func:`launch` (already spawned); others are made here.
+    """
     adapters = list(adapters)
+    workers = workers or launch(adapters, jobs=jobs, timeout=timeout, python=python)
     record = RunRecord(run_id=run_id or datetime.now().strftime("%Y%m%d-%H%M%S"), started=now())
     record.environment = {"python": platform.python_version(), "platform": platform.platform(),
                           "machine": platform.machine(), "processor_count": os.cpu_count()}
@@ -166,8 +193,8 @@ def run(cases: list[Case], adapters: Iterable[str], *, jobs: int | None = None, 
         with lock:
             on_result(result)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
-        futures = {name: pool.submit(run_adapter, name, cases, timeout, python, locked) for name in adapters}
+    with ThreadPoolExecutor(max_workers=_jobs(jobs)) as pool:
+        futures = {name: pool.submit(run_adapter, workers[name], cases, locked) for name in adapters}
         for future in futures.values():
             name, info, results = future.result()
             record.adapters[name] = info

@@ -15,24 +15,13 @@ channel close (or time out), records an ``error`` and starts a new worker.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import pickle
 import sys
 
-from .adapter import Adapter, discover, instantiate
 from .evaluate import evaluate
+from .protocol import decode_case
+from .registry import resolve
 from .results import dumps
-
-
-def resolve(name: str) -> Adapter:
-    """A registered adapter name, or ``module:Class``."""
-    target = discover().get(name) or (name if ":" in name else None)
-    if target is None:
-        known = ", ".join(discover()) or "none"
-        raise LookupError(f"unknown adapter {name!r} (registered: {known})")
-    return instantiate(target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,14 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     send({"hello": {"name": adapter.name, "status": "ready", "environment": environment}})
 
     for line in sys.stdin:
-        case = pickle.loads(base64.b64decode(json.loads(line)["case"]))
-        send({"result": evaluate(case, adapter).to_json()})
+        send({"result": evaluate(decode_case(line), adapter).to_json()})
     return 0
-
-
-def encode(case) -> str:
-    """The request line the parent sends for ``case``."""
-    return json.dumps({"case": base64.b64encode(pickle.dumps(case)).decode("ascii")}) + "\n"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow")
 
 from adapters.tensorflow_adapter import TensorflowFusedAdapter, TensorflowNNAdapter  # noqa: E402
 from conformance.evaluate import evaluate  # noqa: E402
-from .helpers import judge, one  # noqa: E402
+from .helpers import MOMENTUM, judge, one  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,26 +89,6 @@ def axes_case(axes, var="moving_variance: reference, batch_variance: reference, 
     return AXES_4D.format(axes=list(axes), fshape=fshape, var=var)
 
 
-# Momentum 0.9 over three steps (training, training, inference), numbers by hand:
-# step 1 x = [1, 3]: mean 2, var 1 -> moving (0.2, 1.0)
-# step 2 x = [4, 8]: mean 6, var 4 -> moving (0.18 + 0.6 = 0.78, 0.9 + 0.4 = 1.3)
-# step 3 inference x = 2: y = (2 - 0.78) / sqrt(1.3 + 0.001)
-MOMENTUM = """
-id: momentum
-op: batch_norm
-dtype: float64
-attributes: {feature_axes: 1, epsilon: 0.001, momentum: 0.9, center: false, scale: false}
-steps:
-  - mode: training
-    inputs: {x: [[1.0], [3.0]]}
-    expected: {moving_mean: [0.2], moving_variance: [1.0]}
-  - mode: training
-    inputs: {x: [[4.0], [8.0]]}
-    expected: {moving_mean: [0.78], moving_variance: [1.3]}
-  - mode: inference
-    inputs: {x: [[2.0]]}
-    expected: {y: [[1.0695994782]], moving_mean: [0.78], moving_variance: [1.3]}
-"""
 
 
 # -- tf.nn ------------------------------------------------------------------------------

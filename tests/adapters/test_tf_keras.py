@@ -14,7 +14,7 @@ tf_keras = pytest.importorskip("tf_keras")
 
 from adapters.tf_keras_adapter import TfKerasAdapter, TfKerasFusedAdapter  # noqa: E402
 from conformance.evaluate import evaluate  # noqa: E402
-from .helpers import judge, one  # noqa: E402
+from .helpers import MOMENTUM, judge, one  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,24 +97,6 @@ def axes_case(axes, variance=True):
     return AXES_4D.format(axes=list(axes), fshape=fshape, var=var, y="y: reference, " if variance else "")
 
 
-# Momentum 0.9 over three steps, numbers by hand (see test_tensorflow.py):
-# moving (0.2, 1.0), then (0.78, 1.3); inference y = (2 - 0.78) / sqrt(1.3 + 0.001).
-MOMENTUM = """
-id: momentum
-op: batch_norm
-dtype: float64
-attributes: {feature_axes: 1, epsilon: 0.001, momentum: 0.9, center: false, scale: false}
-steps:
-  - mode: training
-    inputs: {x: [[1.0], [3.0]]}
-    expected: {moving_mean: [0.2], moving_variance: [1.0]}
-  - mode: training
-    inputs: {x: [[4.0], [8.0]]}
-    expected: {moving_mean: [0.78], moving_variance: [1.3]}
-  - mode: inference
-    inputs: {x: [[2.0]]}
-    expected: {y: [[1.0695994782]], moving_mean: [0.78], moving_variance: [1.3]}
-"""
 
 
 # -- tf_keras (fused=False) -------------------------------------------------------------
