@@ -242,9 +242,10 @@ def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) ->
                     reference = op.reference(case, CANONICAL)
                 values, source = reference[i][name], "reference"
             else:
-                values, source = np.array(spec["values"], dtype=np.float64) if _regular(spec["values"]) else None, "case"
-                if values is None:
-                    raise doc.error(path, "ragged array: every row must have the same length")
+                try:
+                    values, source = np.array(spec["values"], dtype=np.float64), "case"
+                except (ValueError, TypeError):
+                    raise doc.error(path, "ragged array: every row must have the same length") from None
                 if values.shape != shape:
                     raise doc.error(path, f"has shape {values.shape}, but {name} has shape {shape}")
             dtype = spec.get("dtype", op.output_dtype(name, case))
@@ -256,10 +257,3 @@ def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) ->
             step.expected[name] = Expected(values=np.asarray(values, dtype=np.float64), dtype=dtype,
                                            source=source, tolerance=tol)
 
-
-def _regular(value) -> bool:
-    try:
-        np.array(value, dtype=np.float64)
-        return True
-    except (ValueError, TypeError):
-        return False

@@ -127,6 +127,7 @@ def merge(records: list[RunRecord], run_id: str) -> RunRecord:
             key = (res.case, res.adapter)
             if key not in by_key or by_key[key].status == "skipped":
                 by_key[key] = res
-    merged.environment.pop("parts", None) if len(records) == 1 else None
+    if len(records) == 1:
+        merged.environment.pop("parts", None)
     merged.results = sorted(by_key.values(), key=lambda r: (r.case, r.adapter))
     return merged
