@@ -49,13 +49,6 @@ def _jnp_dtype(case):
     return jnp.dtype(case.dtype)
 
 
-def _broadcast_shape(case) -> list[int]:
-    shape = [1] * case.ndim
-    for axis, size in zip(case.feature_axes, case.feature_shape):
-        shape[axis] = size
-    return shape
-
-
 def _out(value) -> np.ndarray:
     """A JAX array → NumPy in its own dtype (bfloat16 comes back as ml_dtypes.bfloat16)."""
     return np.asarray(value)
@@ -103,7 +96,7 @@ class JaxNumpyAdapter(_JaxBase):
         axes = tuple(case.reduction_axes)
         eps = float(case.attr("epsilon"))
         momentum = float(case.attr("momentum"))
-        shape = _broadcast_shape(case)
+        shape = case.broadcast_shape
         if dtype != io_dtype:
             self.note(f"{case.dtype} input: statistics, normalization and moving update computed in float32, "
                       f"y cast back to {case.dtype}")

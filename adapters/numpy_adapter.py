@@ -26,10 +26,7 @@ class NumpyAdapter(Adapter):
         return np.dtype(case.dtype)
 
     def _param(self, values, case, dtype):
-        shape = [1] * case.ndim
-        for axis, size in zip(case.feature_axes, case.feature_shape):
-            shape[axis] = size
-        return np.asarray(values, dtype=dtype).reshape(shape)
+        return np.asarray(values, dtype=dtype).reshape(case.broadcast_shape)
 
     def run_batch_norm(self, case):
         io_dtype = self._dtype(case)

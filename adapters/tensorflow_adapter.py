@@ -38,14 +38,6 @@ def _tf():
     return tf
 
 
-def keep_shape(case) -> list[int]:
-    """Shape of a feature-shaped array broadcastable against x (1 on reduced axes)."""
-    shape = [1] * case.ndim
-    for axis, size in zip(case.feature_axes, case.feature_shape):
-        shape[axis] = size
-    return shape
-
-
 class FusedLayout:
     """How a case's input is laid out for a fused (one channel axis) kernel.
 
@@ -125,7 +117,7 @@ class TensorflowNNAdapter(Adapter):
         dtype = self._dtype(tf, case)
         eps = float(case.attr("epsilon"))
         momentum = float(case.attr("momentum"))
-        shape = keep_shape(case)
+        shape = list(case.broadcast_shape)
         axes = self._axes(case)
         outputs = []
         with tf.device("/CPU:0"):

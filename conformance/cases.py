@@ -89,6 +89,14 @@ class Case:
         shape = self.steps[0].inputs["x"].shape
         return tuple(shape[a] for a in self.feature_axes)
 
+    @property
+    def broadcast_shape(self) -> tuple[int, ...]:
+        """Shape that makes a feature-shaped array broadcast against x (1 on reduced axes)."""
+        shape = [1] * self.ndim
+        for axis, size in zip(self.feature_axes, self.feature_shape):
+            shape[axis] = size
+        return tuple(shape)
+
     def output_key(self, step: int, name: str) -> str:
         """Name of an output in results: ``y``, or ``step2.y`` in multi-step cases."""
         return name if len(self.steps) == 1 else f"step{step + 1}.{name}"

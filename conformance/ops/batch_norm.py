@@ -61,10 +61,7 @@ def _stat(values: np.ndarray, case) -> np.ndarray:
 
 def _broadcast(values: np.ndarray, case) -> np.ndarray:
     """Feature-shaped parameters → shape broadcastable against x."""
-    shape = [1] * case.ndim
-    for axis, size in zip(case.feature_axes, case.feature_shape):
-        shape[axis] = size
-    return np.asarray(values, dtype=np.float64).reshape(shape)
+    return np.asarray(values, dtype=np.float64).reshape(case.broadcast_shape)
 
 
 def reference(case, conv: ref.Conventions = ref.CANONICAL, modes: list[str] | None = None) -> list[dict]:
