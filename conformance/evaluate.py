@@ -12,6 +12,7 @@ import traceback
 from .adapter import Adapter
 from .cases import Case
 from .compare import compare
+from .diagnosis import diagnose
 from .errors import Unsupported
 from .results import Result
 
@@ -26,8 +27,15 @@ def _error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}{where}"[:2000]
 
 
-def evaluate(case: Case, adapter: Adapter) -> Result:
-    """Run ``case`` through ``adapter`` and compare every expected output."""
+def _diagnosis(case: Case, produced: list[dict]) -> dict:
+    try:
+        return diagnose(case, produced)
+    except Exception as exc:  # a bug in a variant must not cost the result
+        return {"summary": f"unexplained (the diagnosis failed: {_error_message(exc)})", "matches": []}
+
+
+def evaluate(case: Case, adapter: Adapter, diagnose_divergences: bool = True) -> Result:
+    """Run ``case`` through ``adapter``, compare every expected output, diagnose a divergence."""
     result = Result(case=case.id, adapter=adapter.name, status="pass", api=adapter.api)
     start = time.perf_counter()
     try:
@@ -38,6 +46,8 @@ def evaluate(case: Case, adapter: Adapter) -> Result:
         result.status, result.message = "error", _error_message(exc)
     else:
         result.outputs, result.status, result.message = judge(case, produced)
+        if result.status == "diverge" and diagnose_divergences:
+            result.diagnosis = _diagnosis(case, produced)
     result.notes = list(adapter.notes)
     result.duration_s = round(time.perf_counter() - start, 6)
     return result

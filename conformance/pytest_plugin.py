@@ -3,15 +3,19 @@
     pytest --conformance cases/ [--conformance-adapter NAME ...] [-k two-samples]
 
 Item ids read ``<file>::<case id>[<adapter>]``. A diverging or erroring item
-fails and prints the divergence (figures per output); ``unsupported`` and
-``skipped`` items are skipped with their reason. Adapters run in the same
+fails and prints the divergence (figures per output) with its diagnosis;
+a divergence declared in ``known-divergences/`` is an xfail (a declared one that
+passes warns); ``unsupported`` and ``skipped`` items are skipped with their reason. Adapters run in the same
 worker processes as ``conformance run`` (one per adapter, reused across items).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
+from . import known
 from .registry import discover
 from .errors import CaseErrors
 from .load import load_cases
@@ -28,7 +32,8 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_collect_file(file_path, parent):
-    if parent.config.getoption("conformance") and file_path.suffix in (".yaml", ".yml"):
+    if (parent.config.getoption("conformance") and file_path.suffix in (".yaml", ".yml")
+            and known.DIRNAME not in file_path.parts):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 
@@ -67,8 +72,19 @@ class CaseItem(pytest.Item):
         return workers[self.adapter]
 
     def runtest(self) -> None:
-        result = self._worker().run_case(self.case)
+        worker = self._worker()
+        result = worker.run_case(self.case)
+        declarations = self.config.__dict__.setdefault("_conformance_known", {})
+        if self.path.parent not in declarations:
+            declarations[self.path.parent] = known.load(known.default_paths([self.path]))
+        known.judge(result, declarations[self.path.parent], worker.hello.get("environment", {}))
         self.user_properties.append(("status", result.status))
+        if result.status == "expected-divergence":
+            pytest.xfail(f"known divergence: {result.declared['reason']} ({result.declared['file']}:"
+                         f"{result.declared['line']})")
+        if result.status == "xpass":
+            warnings.warn(f"{self.case.id} on {self.adapter} passes, but {result.declared['file']}:"
+                          f"{result.declared['line']} declares a divergence", stacklevel=1)
         if result.status in ("diverge", "error"):
             raise CaseFailure(result)
         if result.status in ("unsupported", "skipped"):
@@ -91,6 +107,7 @@ def describe(result, case) -> str:
         return "\n".join(lines + [result.message])
     for note in result.notes:
         lines.append(f"translation: {note}")
+    lines.append(f"diagnosis: {(result.diagnosis or {}).get('summary', 'unexplained')}")
     for name, o in result.outputs.items():
         if o.get("status") != "diverge":
             continue

@@ -2,11 +2,19 @@
 
 Statuses, exactly one per (case, adapter):
 
-``pass``          the adapter ran and every output matched;
-``diverge``       it ran and some output differs (shape, dtype or values);
-``error``         the framework raised, crashed or hung (message kept);
-``unsupported``   the adapter cannot express the case (reason kept);
-``skipped``       the framework is not installed where the run happened.
+``pass``                 the adapter ran and every output matched;
+``diverge``              it ran and some output differs (shape, dtype or values);
+``expected-divergence``  it diverged (or raised) as a known-divergence declaration says
+                         it does (:mod:`conformance.known`);
+``xpass``                it passed although a declaration says it diverges (flagged:
+                         the declaration is out of date, or the framework was fixed);
+``error``                the framework raised, crashed or hung (message kept);
+``unsupported``          the adapter cannot express the case (reason kept);
+``skipped``              the framework is not installed where the run happened.
+
+A diverging result carries a ``diagnosis`` (:mod:`conformance.diagnosis`): the
+semantic variants of the reference that reproduce the adapter's output, or
+``unexplained``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("pass", "diverge", "error", "unsupported", "skipped")
+STATUSES = ("pass", "diverge", "expected-divergence", "xpass", "error", "unsupported", "skipped")
+#: statuses that fail a run (exit code 1)
+FAILING = ("diverge", "error")
 
 
 @dataclass
@@ -31,6 +41,17 @@ class Result:
     api: str = ""
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    #: {"summary": str, "matches": [{"variants", "description", "residual"}]} for divergences
+    diagnosis: dict | None = None
+    #: the known-divergence declaration that covers this result (reason, link, file, line)
+    declared: dict | None = None
+
+    @property
+    def outcome(self) -> str:
+        """The status before declarations: ``diverge``, ``pass``, ``error``…"""
+        if self.status == "expected-divergence":
+            return "error" if self.declared and self.declared.get("kind") == "error" else "diverge"
+        return "pass" if self.status == "xpass" else self.status
 
     def to_json(self) -> dict:
         return asdict(self)

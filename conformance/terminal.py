@@ -10,7 +10,8 @@ from rich.table import Table
 
 from .results import STATUSES, RunRecord
 
-STYLE = {"pass": "green", "diverge": "red", "error": "bold red", "unsupported": "yellow", "skipped": "dim"}
+STYLE = {"pass": "green", "diverge": "red", "expected-divergence": "dark_orange", "xpass": "bold yellow",
+         "error": "bold red", "unsupported": "yellow", "skipped": "dim"}
 
 console = Console(stderr=True, highlight=False)
 

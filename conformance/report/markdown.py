@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..results import STATUSES, Result, RunRecord
 
-SYMBOL = {"pass": "✅ pass", "diverge": "❌ diverge", "error": "💥 error", "unsupported": "➖ unsupported",
-          "skipped": "⏭ skipped", None: "·"}
+SYMBOL = {"pass": "✅ pass", "diverge": "❌ diverge", "expected-divergence": "🔶 expected", "xpass": "❗ xpass",
+          "error": "💥 error", "unsupported": "➖ unsupported", "skipped": "⏭ skipped", None: "·"}
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -44,6 +44,18 @@ def render_markdown(record: RunRecord) -> str:
         out += ["## Divergences", ""]
         for r in diverging:
             out += _divergence(r, record.cases.get(r.case, {}))
+    declared = [r for r in record.results if r.status in ("expected-divergence", "xpass")]
+    if declared:
+        out += ["## Known divergences", "",
+                "Declared in `known-divergences/`; an `xpass` passes although declared: the declaration is stale "
+                "or the framework changed.", "",
+                "| case | adapter | status | diagnosis | reason | declared at |", "|---|---|---|---|---|---|"]
+        for r in declared:
+            d = r.declared or {}
+            reason = f"[{_cell(d.get('reason'))}]({d['link']})" if d.get("link") else _cell(d.get("reason"))
+            out.append(f"| `{r.case}` | `{r.adapter}` | {r.status} | {_cell(_diagnosis(r))} | {reason} | "
+                       f"{d.get('file')}:{d.get('line')} |")
+        out.append("")
     problems = [r for r in record.results if r.status in ("error", "unsupported")]
     if problems:
         out += ["## Errors and unsupported", "", "| case | adapter | status | reason |", "|---|---|---|---|"]
@@ -85,6 +97,7 @@ def _divergence(r: Result, case: dict) -> list[str]:
             out.append(f"- {label}mode {step.get('mode')}, input `{name}` shape {tuple(arr['shape'])}: {values(arr['head'])}")
     for note in r.notes:
         out.append(f"- translation: {note}")
+    out.append(f"- **diagnosis**: {_diagnosis(r)}")
     out += ["", "| output | status | expected | actual | max abs err | max rel err | max ULP | mismatches | worst index |",
             "|---|---|---|---|---|---|---|---|---|"]
     for name, o in r.outputs.items():
@@ -93,6 +106,13 @@ def _divergence(r: Result, case: dict) -> list[str]:
                    f"{fmt(o.get('mismatches'))}/{o.get('size')} | {o.get('worst_index', '–')} |")
     out += ["", f"> {_cell(r.message)}", ""]
     return out
+
+
+def _diagnosis(r: Result) -> str:
+    """The diagnosis summary, or "unexplained"; "–" for results that were not diagnosed."""
+    if r.outcome != "diverge":
+        return "–"
+    return (r.diagnosis or {}).get("summary", "unexplained")
 
 
 def _environment(record: RunRecord) -> list[str]:

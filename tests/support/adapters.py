@@ -51,13 +51,17 @@ class NotInstalled(Adapter):
         raise AssertionError
 
 
-class WrongEpsilon(NumpyAdapter):
-    """NumPy with epsilon forced to 1e-5: a semantic change the gate must catch."""
+class Injectable(NumpyAdapter):
+    """NumPy, until ``CONFORMANCE_INJECT=epsilon`` is set in its worker's environment: then it
+    forces epsilon to 1e-5, a semantic change the regression gate must catch."""
 
-    name = "test-wrong-epsilon"
+    name = "test-injectable"
 
     def run_batch_norm(self, case):
-        from conformance.cases import Setting
+        if os.environ.get("CONFORMANCE_INJECT") == "epsilon":
+            import dataclasses
 
-        case.attributes["epsilon"] = Setting(1e-5)
+            from conformance.cases import Setting
+
+            case = dataclasses.replace(case, attributes={**case.attributes, "epsilon": Setting(1e-5)})
         return super().run_batch_norm(case)
