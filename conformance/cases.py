@@ -90,6 +90,30 @@ class Case:
         return tuple(shape[a] for a in self.feature_axes)
 
     @property
+    def param_axes(self) -> tuple[int, ...]:
+        """Axes gamma and beta span (batch norm: the kept axes; layer norm: the normalized ones)."""
+        return self.attr("param_axes", self.feature_axes)
+
+    @property
+    def param_shape(self) -> tuple[int, ...]:
+        shape = self.steps[0].inputs["x"].shape
+        return tuple(shape[a] for a in self.param_axes)
+
+    @property
+    def param_broadcast_shape(self) -> tuple[int, ...]:
+        """Shape that makes gamma/beta broadcast against x (1 on the other axes)."""
+        shape = [1] * self.ndim
+        for axis, size in zip(self.param_axes, self.param_shape):
+            shape[axis] = size
+        return tuple(shape)
+
+    def has_param(self, name: str) -> bool:
+        """True when the op applies parameter ``name`` (gamma off when scale is false...)."""
+        from . import ops
+
+        return name in ops.get(self.op).active_params(self)
+
+    @property
     def broadcast_shape(self) -> tuple[int, ...]:
         """Shape that makes a feature-shaped array broadcast against x (1 on reduced axes)."""
         shape = [1] * self.ndim

@@ -175,6 +175,12 @@ def _tolerance(exp, dtype: str) -> Tolerance:
     return Tolerance(max(own["rtol"], exp.tolerance.rtol), max(own["atol"], exp.tolerance.atol))
 
 
+def _restrict(outputs: list[dict], case: Case, produced: list[dict]) -> list[dict]:
+    """Only the outputs that were compared: two variants that agree on them are one explanation."""
+    return [{k: v for k, v in out.items() if k in step.expected and k in got}
+            for out, step, got in zip(outputs, case.steps, produced)]
+
+
 def _same(a: list[dict], b: list[dict]) -> bool:
     return all(k in y and np.array_equal(x[k], y[k], equal_nan=True) for x, y in zip(a, b) for k in x)
 
@@ -214,9 +220,10 @@ def diagnose(case: Case, produced: list[dict], *, max_combination: int = 2,
                 outputs = _outputs(*applied) if applied else None
             precision = next((v.precision for v in combo if v.precision), None)
             residual = _residual(case, produced, outputs, precision)
-            if residual is not None and not any(_same(outputs, seen) and not precision for _, seen in found):
+            compared = _restrict(outputs, case, produced) if residual is not None else None
+            if residual is not None and not any(_same(compared, seen) and not precision for _, seen in found):
                 found.append(({"variants": [v.name for v in combo], "residual": residual,
-                               "description": " and ".join(v.description for v in combo)}, outputs))
+                               "description": " and ".join(v.description for v in combo)}, compared))
         if found:
             break
     matches = [m for m, _ in found]

@@ -7,6 +7,7 @@ a YAML list::
     - case: batch_norm/layout/nchw-*          # case id; shell-style glob allowed
       adapter: torch.nn                       # adapter name; glob allowed ("torch.*")
       outputs: [moving_variance]              # optional: the outputs that may differ
+      diagnosis: [unbiased-moving-variance]   # optional: the variants the diagnosis must name
       when: "torch>=2.0"                      # optional: version bound on the adapter's framework
       expect: diverge                         # optional: diverge (default) or error
       reason: running_var is updated with the unbiased batch variance
@@ -18,6 +19,9 @@ idempotent, so stored results can be re-judged against edited declarations.
 :func:`stale` lists declarations that match no result of an adapter that ran.
 ``outputs`` entries match an output key with or without its ``stepN.`` prefix;
 a divergence in an output the declaration does not name stays a ``diverge``.
+With ``diagnosis``, a divergence is covered only when one of its diagnosis
+matches includes every variant named: the declaration then says *why* the
+adapter differs, and a different divergence on the same case is not hidden.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Iterable
 import jsonschema
 from packaging.requirements import InvalidRequirement, Requirement
 
+from .diagnosis import catalog
 from .errors import CaseError, CaseErrors
 from .results import Result, RunRecord
 from .yamlload import Document, load_documents
@@ -46,6 +51,7 @@ SCHEMA = {
             "case": {"type": "string", "minLength": 1},
             "adapter": {"type": "string", "minLength": 1},
             "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "diagnosis": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "when": {"type": "string"},
             "expect": {"enum": ["diverge", "error"]},
             "reason": {"type": "string", "minLength": 1},
@@ -64,6 +70,7 @@ class Declaration:
     file: str
     line: int | None
     outputs: tuple[str, ...] = ()
+    diagnosis: tuple[str, ...] = ()
     when: Requirement | None = None
     expect: str = "diverge"
     link: str = ""
@@ -85,6 +92,12 @@ class Declaration:
 
     def names(self, output_key: str) -> bool:
         return not self.outputs or output_key in self.outputs or output_key.split(".", 1)[-1] in self.outputs
+
+    def explained_by(self, diagnosis: dict | None) -> bool:
+        if not self.diagnosis:
+            return True
+        matches = (diagnosis or {}).get("matches", [])
+        return any(set(self.diagnosis) <= set(m.get("variants", ())) for m in matches)
 
     def to_json(self) -> dict:
         return {"reason": self.reason, "link": self.link, "file": self.file, "line": self.line,
@@ -138,8 +151,12 @@ def _parse(doc: Document) -> tuple[list[Declaration], list[CaseError]]:
     errors = [doc.error(tuple(e.absolute_path), e.message) for e in _VALIDATOR.iter_errors(doc.data)]
     if errors:
         return [], errors
-    out = []
+    out, variants = [], {v.name for v in catalog()}
     for i, entry in enumerate(doc.data):
+        unknown = [v for v in entry.get("diagnosis", ()) if v not in variants]
+        if unknown:
+            errors.append(doc.error((i, "diagnosis"), f"unknown variant {unknown[0]!r} (see conformance/variants.yaml)"))
+            continue
         when = None
         if "when" in entry:
             try:
@@ -149,6 +166,7 @@ def _parse(doc: Document) -> tuple[list[Declaration], list[CaseError]]:
                 continue
         out.append(Declaration(case=entry["case"], adapter=entry["adapter"], reason=entry["reason"],
                                file=doc.file, line=doc.line((i,)), outputs=tuple(entry.get("outputs", ())),
+                               diagnosis=tuple(entry.get("diagnosis", ())),
                                when=when, expect=entry.get("expect", "diverge"), link=entry.get("link", "")))
     return out, errors
 
@@ -164,8 +182,10 @@ def _judge(result: Result, decl: Declaration | None) -> None:
         result.status = "expected-divergence"
     elif outcome == decl.expect == "diverge":
         extra = [k for k, o in result.outputs.items() if o.get("status") == "diverge" and not decl.names(k)]
-        if extra:
-            note = f"a declaration ({decl.where}) covers {', '.join(decl.outputs)} only, not {', '.join(extra)}"
+        if extra or not decl.explained_by(result.diagnosis):
+            what = (f"covers {', '.join(decl.outputs)} only, not {', '.join(extra)}" if extra else
+                    f"expects the diagnosis {' + '.join(decl.diagnosis)}")
+            note = f"a known-divergence declaration ({decl.where}) {what}"
             if note not in result.notes:
                 result.notes.append(note)
             return

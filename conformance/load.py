@@ -24,14 +24,21 @@ from .schema import validate_document
 from .yamlload import Document, load_documents, parse_documents
 
 SHORTHAND = ("mode", "inputs", "expected")
+#: Folders of declaration files, not cases (``cases/known-divergences/*.yaml``).
+SKIP_DIR = "known-divergences"
 
 
 def case_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Every case file under ``paths``, sorted; a missing path is a CaseError."""
+    """Every case file under ``paths``, sorted; a missing path is a CaseError.
+
+    Folders named ``known-divergences`` below a given folder are skipped (they hold
+    declarations, not cases); a file named explicitly is always taken.
+    """
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()))
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
+                                and SKIP_DIR not in f.relative_to(p).parts[:-1]))
         elif p.is_file():
             files.append(p)
         else:
@@ -115,13 +122,8 @@ def _generate(doc: Document, path: tuple, spec: dict) -> np.ndarray:
     return rng.uniform(spec.get("low", 0.0), spec.get("high", 1.0), size=shape)
 
 
-def _axes(doc: Document, attrs: dict, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    given = [k for k in ("feature_axes", "reduction_axes") if k in attrs]
-    if len(given) != 1:
-        what = "both" if given else "neither"
-        raise doc.error(("attributes",), f"give exactly one of feature_axes (kept, Keras sense) "
-                                         f"or reduction_axes (reduced, tf.nn.moments sense); found {what}")
-    key = given[0]
+def _axis_list(doc: Document, attrs: dict, key: str, ndim: int) -> tuple[int, ...]:
+    """``attrs[key]`` (an int or a list) → sorted non-negative axes; range and repeats checked."""
     raw = attrs[key]
     raw = [raw] if isinstance(raw, int) else list(raw)
     axes = []
@@ -132,7 +134,29 @@ def _axes(doc: Document, attrs: dict, ndim: int) -> tuple[tuple[int, ...], tuple
         axes.append(a % ndim)
     if len(set(axes)) != len(axes):
         raise doc.error(("attributes", key), f"repeats an axis: {raw}")
-    chosen = tuple(sorted(axes))
+    return tuple(sorted(axes))
+
+
+def _channel_axes(doc: Document, attrs: dict, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Ops with one channel axis: axis 0 is the batch, the channel is kept, the rest reduced."""
+    if "feature_axes" not in attrs:
+        raise doc.error(("attributes",), "give feature_axes: the channel axis (axis 0 is the batch axis)")
+    if ndim < 2:
+        raise doc.error(("attributes", "feature_axes"), f"needs a batch axis and a channel axis; x is {ndim}-D")
+    channel = _axis_list(doc, attrs, "feature_axes", ndim)
+    if channel == (0,):
+        raise doc.error(("attributes", "feature_axes"), "axis 0 is the batch axis; the channel axis must be another")
+    return channel, tuple(a for a in range(1, ndim) if a not in channel)
+
+
+def _axes(doc: Document, attrs: dict, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    given = [k for k in ("feature_axes", "reduction_axes") if k in attrs]
+    if len(given) != 1:
+        what = "both" if given else "neither"
+        raise doc.error(("attributes",), f"give exactly one of feature_axes (kept, Keras sense) "
+                                         f"or reduction_axes (reduced, tf.nn.moments sense); found {what}")
+    key = given[0]
+    chosen = _axis_list(doc, attrs, key, ndim)
     other = tuple(a for a in range(ndim) if a not in chosen)
     return (chosen, other) if key == "feature_axes" else (other, chosen)
 
@@ -177,36 +201,53 @@ def build_case(doc: Document) -> Case:
         raise doc.error(step_path(0, "inputs", "x"), "must be an array of at least one dimension")
 
     attrs = dict(data["attributes"])
-    feature_axes, reduction_axes = _axes(doc, attrs, x0.ndim)
+    axis_keys = ("feature_axes", "reduction_axes", "param_axes")
+    if getattr(op, "AXES", "kept_or_reduced") == "channel":
+        feature_axes, reduction_axes = _channel_axes(doc, attrs, x0.ndim)
+    else:
+        feature_axes, reduction_axes = _axes(doc, attrs, x0.ndim)
+    derived = {"feature_axes": feature_axes, "reduction_axes": reduction_axes}
+    param_axes = (_axis_list(doc, attrs, "param_axes", x0.ndim) if "param_axes" in attrs
+                  else derived[getattr(op, "PARAM_AXES", "feature_axes")])
     attributes = {k: Setting(v) for k, v in op.DEFAULTS.items()}
-    attributes.update({k: _setting(v) for k, v in attrs.items() if k not in ("feature_axes", "reduction_axes")})
+    attributes.update({k: _setting(v) for k, v in attrs.items() if k not in axis_keys})
     attributes["feature_axes"], attributes["reduction_axes"] = Setting(feature_axes), Setting(reduction_axes)
+    attributes["param_axes"] = Setting(param_axes)
     feature_shape = tuple(x0.shape[a] for a in feature_axes)
+    param_shape = tuple(x0.shape[a] for a in param_axes)
 
-    for i, step_inputs in enumerate(inputs[1:], start=1):
+    # Axes whose sizes every step must share: those the parameters and the state span.
+    fixed = sorted(set(param_axes if op.PARAMS else ()) | set(feature_axes if op.STATE or not op.PARAMS else ()))
+    for i, step_inputs in enumerate(inputs):
         x = step_inputs["x"]
-        if x.ndim != x0.ndim or tuple(x.shape[a] for a in feature_axes) != feature_shape:
+        if i and (x.ndim != x0.ndim or any(x.shape[a] != x0.shape[a] for a in fixed)):
             raise doc.error(step_path(i, "inputs", "x"),
-                            f"shape {x.shape} does not fit the feature shape {feature_shape} of step 1")
+                            f"shape {x.shape} does not fit step 1's {x0.shape} on axes {fixed} "
+                            f"(the axes the parameters and state span)")
+        if "dy" in step_inputs and step_inputs["dy"].shape != x.shape:
+            raise doc.error(step_path(i, "inputs", "dy"),
+                            f"has shape {step_inputs['dy'].shape}; the upstream gradient has x's shape {x.shape}")
 
-    def feature_array(section: str, name: str, fill: float) -> np.ndarray:
+    def feature_array(section: str, name: str, fill: float, shape: tuple, axes: tuple, what: str) -> np.ndarray:
         raw = data.get(section, {}).get(name)
         if raw is None:
-            return np.full(feature_shape, fill)
+            return np.full(shape, fill)
         values = _array(doc, (section, name), raw, dtype)
         if values.ndim == 0:
-            return np.full(feature_shape, float(values))
-        if values.shape != feature_shape:
-            raise doc.error((section, name), f"has shape {values.shape}, the feature shape is {feature_shape} "
-                                             f"(input dims {list(feature_axes)} of {x0.shape})")
+            return np.full(shape, float(values))
+        if values.shape != shape:
+            raise doc.error((section, name), f"has shape {values.shape}, the {what} shape is {shape} "
+                                             f"(input dims {list(axes)} of {x0.shape})")
         return values
 
     if attributes.get("center") and not attributes["center"].value and "beta" in data.get("params", {}):
         raise doc.error(("params", "beta"), "is given but center is false (beta would be ignored)")
     if attributes.get("scale") and not attributes["scale"].value and "gamma" in data.get("params", {}):
         raise doc.error(("params", "gamma"), "is given but scale is false (gamma would be ignored)")
-    params = {n: feature_array("params", n, fill) for n, fill in op.PARAMS.items()}
-    state = {n: feature_array("state", n, fill) for n, fill in op.STATE.items()}
+    what = "feature" if param_axes == feature_axes else "parameter"
+    params = {n: feature_array("params", n, fill, param_shape, param_axes, what) for n, fill in op.PARAMS.items()}
+    state = {n: feature_array("state", n, fill, feature_shape, feature_axes, "feature")
+             for n, fill in op.STATE.items()}
 
     tol = data.get("tolerance", {})
     base_tol = DEFAULT_TOLERANCE[dtype]
@@ -219,6 +260,8 @@ def build_case(doc: Document) -> Case:
     case = Case(id=data["id"], op=op.NAME, source=data["source"], dtype=dtype, path=doc.file,
                 line=doc.line(()), attributes=attributes, params=params, state=state, steps=steps,
                 tolerance=tolerance, description=data.get("description", ""), tags=tuple(data.get("tags", ())))
+    if hasattr(op, "check"):
+        op.check(case, doc)
     _fill_expected(doc, case, op, raw_steps, step_path)
     return case
 
@@ -228,11 +271,11 @@ def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) ->
     for i, (raw, step) in enumerate(zip(raw_steps, case.steps)):
         wanted = raw["expected"]
         if wanted == "reference":
-            wanted = {name: "reference" for name in op.default_outputs(step.mode.value)}
-        if step.mode.value == "inference":
-            for name in ("batch_mean", "batch_variance"):
-                if name in wanted:
-                    raise doc.error(step_path(i, "expected", name), "there is no batch statistic in inference mode")
+            wanted = {name: "reference" for name in op.default_outputs(step.mode.value, case, step)}
+        for name in wanted:
+            reason = op.why_not(case, i, name)
+            if reason:
+                raise doc.error(step_path(i, "expected", name), reason)
         for name, spec in wanted.items():
             path = step_path(i, "expected", name)
             spec = spec if isinstance(spec, dict) else {"values": spec}

@@ -72,8 +72,9 @@ def _expected(outputs) -> dict:
 
 
 def _op_rules(module) -> dict:
+    names = tuple(module.INPUTS) + tuple(getattr(module, "OPTIONAL_INPUTS", ()))
     inputs = {"type": "object", "additionalProperties": False, "required": list(module.INPUTS),
-              "properties": {name: ARRAY for name in module.INPUTS}}
+              "properties": {name: ARRAY for name in names}}
     step = {"type": "object", "additionalProperties": False, "required": ["inputs", "expected"],
             "properties": {"mode": MODE, "inputs": inputs, "expected": _expected(module.OUTPUTS),
                            "description": {"type": "string"}}}

@@ -71,6 +71,7 @@ def test_version_bound_and_stale_entries(declarations):
     ("- case: a\n  adapter: b\n", "torch.yaml:1: [0]: 'reason' is a required property"),
     ("- case: a\n  adapter: b\n  reason: r\n  when: torch >>= 2\n", "torch.yaml:4: [0].when: not a version bound"),
     ("- case: a\n  adapter: b\n  reason: r\n  expect: crash\n", "torch.yaml:4: [0].expect: 'crash' is not one of"),
+    ("- case: a\n  adapter: b\n  reason: r\n  diagnosis: [eps-typo]\n", "torch.yaml:4: [0].diagnosis: unknown variant"),
 ])
 def test_bad_declarations_name_file_line_and_field(tmp_path, text, message):
     (tmp_path / "torch.yaml").write_text(text)
@@ -94,3 +95,16 @@ def test_run_reads_known_divergences_beside_the_cases(tmp_path, in_repo, capsys)
     assert "stale declaration" in out and "t/gone" in out
     md = (tmp_path / "r" / "x" / "report.md").read_text()
     assert "## Known divergences" in md and "the case is wrong on purpose" in md
+
+
+def test_a_declared_diagnosis_must_be_the_one_found(tmp_path):
+    (tmp_path / "k.yaml").write_text("- case: '*'\n  adapter: torch.nn\n  diagnosis: [unbiased-moving-variance]\n"
+                                     "  reason: running_var is unbiased\n")
+    decls = known.load([tmp_path / "k.yaml"])
+    right, wrong = _result("a", "diverge"), _result("b", "diverge")
+    right.diagnosis = {"matches": [{"variants": ["unbiased-moving-variance", "pytorch-defaults"]}]}
+    wrong.diagnosis = {"matches": [{"variants": ["epsilon-outside-sqrt"]}]}
+    rec = _record([right, wrong])
+    known.apply(rec, decls)
+    assert [r.status for r in rec.results] == ["expected-divergence", "diverge"]
+    assert "expects the diagnosis unbiased-moving-variance" in rec.results[1].notes[0]

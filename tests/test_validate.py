@@ -96,3 +96,92 @@ def test_all_mistakes_reported_at_once(write_case, capsys):
 def test_missing_path_is_usage_error(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+GROUP = """\
+id: t/group
+op: group_norm
+source: by hand
+attributes:
+  feature_axes: 1
+  groups: 2
+inputs:
+  x: [[1.0, 2.0, 3.0, 4.0]]
+  dy: [[1.0, 0.0, 0.0, 0.0]]
+expected:
+  y: reference
+"""
+
+NORM_MISTAKES = {
+    "groups do not divide C": (mutate("groups: 2", "groups: 3", GROUP), 6, "attributes.groups",
+                               r"3 groups do not divide the 4 channels of axis 1"),
+    "channel axis is the batch axis": (mutate("feature_axes: 1", "feature_axes: 0", GROUP), 5,
+                                       "attributes.feature_axes", r"axis 0 is the batch axis"),
+    "group norm takes no reduction_axes": (mutate("feature_axes: 1", "reduction_axes: 1", GROUP), 4, "attributes",
+                                           r"unknown key 'reduction_axes'"),
+    "dy shape": (mutate("dy: [[1.0, 0.0, 0.0, 0.0]]", "dy: [[1.0, 0.0]]", GROUP), 9, "inputs.dy",
+                 r"has shape \(1, 2\); the upstream gradient has x's shape \(1, 4\)"),
+    "gradient without dy": (mutate("  dy: [[1.0, 0.0, 0.0, 0.0]]\n", "", GROUP).replace("y: reference", "dx: reference"),
+                            10, "expected.dx", r"give inputs.dy"),
+    "dbeta without beta": (mutate("groups: 2", "groups: 2\n  center: false", GROUP).replace(
+        "y: reference", "dbeta: reference"), 12, "expected.dbeta", r"there is no beta"),
+    "moving stats without tracking": (GOOD.replace("mode: training", "mode: training").replace(
+        "epsilon: 1.0e-3", "epsilon: 1.0e-3\n  track_running_stats: false").replace("y: reference", "moving_mean: reference"),
+        15, "expected.moving_mean", r"track_running_stats is false"),
+    "frozen layer has no batch statistics": (GOOD.replace("epsilon: 1.0e-3", "epsilon: 1.0e-3\n  trainable: false").replace(
+        "y: reference", "batch_mean: reference"), 15, "expected.batch_mean", r"trainable is false"),
+    "bad momentum word": (mutate("epsilon: 1.0e-3", "epsilon: 1.0e-3\n  momentum: cumulated"), 8, "attributes.momentum",
+                          r"'cumulated' is not valid here|not one of|cumulative"),
+    "beta with rms_scaling": ("""\
+id: t/ln
+op: layer_norm
+source: by hand
+attributes: {reduction_axes: -1, rms_scaling: true}
+params:
+  beta: [0.0, 0.0]
+inputs: {x: [[1.0, 2.0]]}
+expected: reference
+""", 6, "params.beta", r"rms_scaling is true"),
+    "layer norm gamma on the wrong axes": ("""\
+id: t/ln
+op: layer_norm
+source: by hand
+attributes: {reduction_axes: -1}
+params:
+  gamma: [1.0, 2.0, 3.0]
+inputs: {x: [[1.0, 2.0]]}
+expected: reference
+""", 6, "params.gamma", r"has shape \(3,\), the parameter shape is \(2,\) \(input dims \[1\]"),
+    "instance norm gamma without affine": ("""\
+id: t/in
+op: instance_norm
+source: by hand
+attributes: {feature_axes: 1}
+params:
+  gamma: [1.0]
+mode: training
+inputs: {x: [[[1.0, 2.0]]]}
+expected: reference
+""", 6, "params.gamma", r"affine is false"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NORM_MISTAKES))
+def test_normalization_family_mistakes_are_one_line(kind, write_case, capsys):
+    text, line, field, message = NORM_MISTAKES[kind]
+    path = write_case(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    prefix = f"{path}:{line}:" + (f" {field}:" if field else "")
+    assert err[0].startswith(prefix), (err[0], prefix)
+    assert re.search(message, err[0]), err[0]
+
+
+def test_known_divergences_folders_are_not_case_files(write_case, capsys):
+    case = write_case(GOOD)
+    declarations = case.parent / "known-divergences"
+    declarations.mkdir()
+    (declarations / "torch.yaml").write_text("- adapter: torch.nn\n  case: t/good\n", encoding="utf-8")
+    assert main(["validate", str(case.parent)]) == 0
+    assert "1 cases OK" in capsys.readouterr().out

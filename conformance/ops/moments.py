@@ -13,6 +13,7 @@ INPUTS = ("x",)
 PARAMS: dict = {}
 STATE: dict = {}
 HAS_MODE = False
+OPTIONAL_INPUTS: tuple = ()
 OUTPUTS = {"mean": "mean over the reduction axes", "variance": "biased variance over the reduction axes"}
 STAT_OUTPUTS = ("mean", "variance")
 
@@ -24,8 +25,16 @@ ATTRIBUTES = {
 DEFAULTS = {"keepdims": False}
 
 
-def default_outputs(mode: str | None) -> tuple[str, ...]:
+def active_params(case) -> tuple[str, ...]:
+    return ()
+
+
+def default_outputs(mode: str | None, case=None, step=None) -> tuple[str, ...]:
     return ("mean", "variance")
+
+
+def why_not(case, step_index: int, name: str) -> str | None:
+    return None
 
 
 def output_dtype(name: str, case) -> str:
