@@ -1,5 +1,8 @@
 """Sessions: ``nox -s conformance`` (every framework, one merged report) and
-``nox -s tests`` (the harness's own tests, adapters against real frameworks).
+``nox -s tests`` (the harness's own tests, adapters against real frameworks,
+then the regression gate: every adapter on the bundled cases, merged and
+compared with the committed ``baselines/bundled.json``).
+``nox -s update-baseline`` rewrites that baseline after a deliberate change.
 
 Each framework group has its own virtualenv with pinned versions; each adapter
 then runs in its own worker process inside it (Keras fixes its backend per
@@ -10,6 +13,7 @@ backend): pip finds the local CPU wheel of torch 2.13.0.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +35,8 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str]]] = {
 }
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 REPORTS = Path("reports")
+BASELINE = Path("baselines") / "bundled.json"
+GATE_RUN = "gate"  # reports/gate/: the run the `tests` session gates
 
 
 def install(session: nox.Session, env: str) -> None:
@@ -42,11 +48,22 @@ def install(session: nox.Session, env: str) -> None:
 def tests(session: nox.Session) -> None:
     """The harness's own tests: the core here, then each framework's adapter tests in its environment."""
     install(session, "numpy")
+    session.install("playwright>=1.40")  # drives the system Chromium in tests/browser (no browser download)
     session.run("pytest", *(session.posargs or ["tests"]), env=ENV)
     if not session.posargs:
+        shutil.rmtree(REPORTS / GATE_RUN, ignore_errors=True)
+        run_part(session, "numpy", GATE_RUN)
         for env in ENVIRONMENTS:
             if env != "numpy":
                 session.notify(f"tests-{env}")
+        session.notify("gate", posargs=[GATE_RUN])
+
+
+def run_part(session: nox.Session, env: str, run_id: str) -> None:
+    """The bundled cases on ``env``'s adapters → reports/<run_id>/parts/<env>.json."""
+    args = [a for name in ENVIRONMENTS[env][1] for a in ("--adapter", name)]
+    session.run("conformance", "run", *args, "--results", str(REPORTS / run_id / "parts" / f"{env}.json"),
+                env=ENV, success_codes=[0, 1])
 
 
 def _adapter_tests(env: str):
@@ -54,6 +71,8 @@ def _adapter_tests(env: str):
     def session_(session: nox.Session) -> None:
         install(session, env)
         session.run("pytest", "tests/adapters", *session.posargs, env=ENV)
+        if not session.posargs:  # this environment's part of the gated run
+            run_part(session, env, GATE_RUN)
 
     session_.__doc__ = f"Adapter tests against the real frameworks of the {env} environment."
     return session_
@@ -63,10 +82,7 @@ def _adapter_run(env: str):
     @nox.session(name=f"conformance-{env}")
     def session_(session: nox.Session) -> None:
         install(session, env)
-        run_id = session.posargs[0] if session.posargs else datetime.now().strftime("%Y%m%d-%H%M%S")
-        args = [a for name in ENVIRONMENTS[env][1] for a in ("--adapter", name)]
-        session.run("conformance", "run", *args, "--results", str(REPORTS / run_id / "parts" / f"{env}.json"),
-                    env=ENV, success_codes=[0, 1])
+        run_part(session, env, session.posargs[0] if session.posargs else datetime.now().strftime("%Y%m%d-%H%M%S"))
 
     session_.__doc__ = f"Run the bundled cases on the {env} adapters; writes reports/<run>/parts/{env}.json."
     return session_
@@ -87,14 +103,37 @@ def conformance(session: nox.Session) -> None:
     session.notify("merge", posargs=[run_id])
 
 
-@nox.session
-def merge(session: nox.Session) -> None:
-    """Merge reports/<run>/parts/*.json into one report (``nox -s merge -- RUN_ID``)."""
-    install(session, "numpy")
-    run_id = session.posargs[0]
+def _merge(session: nox.Session, run_id: str, *extra: str, success_codes=(0, 1)) -> None:
     parts = sorted(str(p) for p in (REPORTS / run_id / "parts").glob("*.json"))
     if not parts:
         session.error(f"no results under {REPORTS / run_id / 'parts'}")
     adapters = [a for _, names in ENVIRONMENTS.values() for name in names for a in ("--adapter", name)]
     session.run("conformance", "report", *parts, "--report-dir", str(REPORTS), "--run-id", run_id,
-                *adapters, env=ENV, success_codes=[0, 1])
+                *adapters, *extra, env=ENV, success_codes=list(success_codes))
+
+
+@nox.session
+def merge(session: nox.Session) -> None:
+    """Merge reports/<run>/parts/*.json into one report (``nox -s merge -- RUN_ID``)."""
+    install(session, "numpy")
+    run_id = session.posargs[0]
+    _merge(session, run_id)
+    session.run("conformance", "matrix", str(REPORTS / run_id / "results.json"),
+                "-o", str(REPORTS / run_id / "semantics-matrix.md"), env=ENV)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """Merge a run's parts and gate them against baselines/bundled.json (``nox -s gate -- RUN_ID [--update-baseline]``)."""
+    install(session, "numpy")
+    run_id, *extra = session.posargs or [GATE_RUN]
+    _merge(session, run_id, "--baseline", str(BASELINE), *extra, success_codes=(0,))
+
+
+@nox.session(name="update-baseline")
+def update_baseline(session: nox.Session) -> None:
+    """Run every environment on the bundled cases and rewrite baselines/bundled.json (after a deliberate change)."""
+    run_id = "baseline-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    for env in ENVIRONMENTS:
+        session.notify(f"conformance-{env}", posargs=[run_id])
+    session.notify("gate", posargs=[run_id, "--update-baseline"])

@@ -64,9 +64,49 @@ class OutputComparison:
     expected_head: list[float] | None = None
     actual_head: list[float] | None = None
     message: str = ""
+    error_map: dict | None = None  # only for value divergences: see ``error_map``
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+ERROR_MAP_CAP = 512  # values kept in an error map; bigger outputs are max-pooled down to this
+ERROR_MAP_MAX_COLS = 64
+ERROR_MAP_DIGITS = 3  # significant digits kept per value
+
+
+def error_map(diff: np.ndarray, cap: int = ERROR_MAP_CAP) -> dict:
+    """A capped, abridged picture of the elementwise absolute error, for plots.
+
+    The array is viewed as a matrix (all leading axes × the last axis) and
+    max-pooled in blocks (``block`` = rows, columns per cell) until it holds at
+    most ``cap`` values, so the worst errors always stay visible. ``values`` are
+    row-major, rounded to 3 significant digits. ``hist`` counts every element of
+    the full array (not the pooled one) in decade bins of log10(error), from
+    ``lo`` (a power of ten) upwards, plus exact zeros and non-finite errors.
+    """
+    d = np.asarray(diff, dtype=np.float64)
+    m = d.reshape(1, -1) if d.ndim < 2 else d.reshape(-1, d.shape[-1])
+    rows, cols = m.shape
+    if rows * cols > cap:
+        bc = -(-cols // ERROR_MAP_MAX_COLS)  # wide matrices: pool columns down to at most 64
+        pooled_cols = -(-cols // bc)
+        br = -(-rows // max(1, cap // pooled_cols))
+        pad = np.full((-(-rows // br) * br, pooled_cols * bc), -np.inf)
+        pad[:rows, :cols] = m
+        m = pad.reshape(pad.shape[0] // br, br, pooled_cols, bc).max(axis=(1, 3))
+    else:
+        br = bc = 1
+    flat = d.ravel()
+    finite = flat[np.isfinite(flat)]
+    positive = finite[finite > 0]
+    hist: dict = {"zeros": int((finite == 0).sum()), "nonfinite": int(flat.size - finite.size), "lo": None, "counts": []}
+    if positive.size:
+        logs = np.log10(positive)
+        lo, hi = int(np.floor(logs.min())), int(np.floor(logs.max()))
+        hist["lo"], hist["counts"] = lo, np.bincount((np.floor(logs) - lo).astype(int), minlength=hi - lo + 1).tolist()
+    return {"shape": list(m.shape), "block": [br, bc],
+            "values": [float(f"{v:.{ERROR_MAP_DIGITS}g}") for v in m.ravel()], "hist": hist}
 
 
 def _head(a: np.ndarray, limit: int = 8) -> list[float]:
@@ -113,6 +153,7 @@ def compare(name: str, expected: np.ndarray, expected_dtype: str, actual: np.nda
         out.worst_index = [int(i) for i in worst]
         out.worst_expected, out.worst_actual = float(e[worst]), float(a[worst])
     if out.mismatches:
+        out.error_map = error_map(diff)
         problems.append(f"{out.mismatches} of {e.size} values outside atol={tolerance.atol:g} rtol={tolerance.rtol:g}")
     if problems:
         out.status, out.message = "diverge", "; ".join(problems)

@@ -39,8 +39,9 @@ def _axis_note(result: Result) -> str | None:
     return notes[0] if notes else None
 
 
-EPSILON = {"epsilon-1e-5": "1e-5", "pytorch-defaults": "1e-5", "flax-defaults": "1e-5",
-           "epsilon-1.001e-5": "1.001e-5", "epsilon-1e-6": "1e-6", "computed-in-float32": "1e-3 (computed in float32)"}
+EPSILON = {"epsilon-1e-3": "1e-3", "epsilon-1e-5": "1e-5", "pytorch-defaults": "1e-5", "flax-defaults": "1e-5",
+           "epsilon-1.001e-5": "1.001e-5", "epsilon-1e-6": "1e-6", "epsilon-finfo-float32": "finfo(float32).eps",
+           "computed-in-float32": "as the case (computed in float32)"}
 ROWS = (
     Row("default epsilon", "batch_norm/seed-000/inference-by-default", "1e-3", EPSILON),
     Row("default momentum (convention)", "batch_norm/seed-000/two-samples-one-feature",
@@ -58,6 +59,15 @@ ROWS = (
         "two-pass (or as accurate)",
         {"one-pass-variance": "one-pass E[x²] − E[x]² (cancels)",
          "one-pass-variance-float32": "one-pass E[x²] − E[x]² (cancels)"}),
+    Row("layer_norm default epsilon", "layer_norm/layout/transformer-last-axis-default-epsilon", "1e-3", EPSILON),
+    Row("layer_norm rms_scaling statistic", "layer_norm/hand/rms-scaling-is-root-mean-square", "mean square",
+        {"rms-centered-variance": "centred variance"}),
+    Row("rms_norm default epsilon", "rms_norm/layout/default-epsilon-last-axis", "1e-6", EPSILON),
+    Row("group_norm default epsilon", "group_norm/layout/nhwc-channels-last-default-epsilon", "1e-3", EPSILON),
+    Row("group_norm channel split", "group_norm/hand/contiguous-groups", "contiguous",
+        {"groups-strided": "strided"}),
+    Row("instance_norm running variance", "instance_norm/layout/tracked-two-steps-then-inference", "biased (n)",
+        {"unbiased-moving-variance": "unbiased (n - 1)"}),
 )
 
 

@@ -25,3 +25,9 @@ def in_repo(monkeypatch):
     """Run with the repository root as the working directory (workers import tests.support)."""
     monkeypatch.chdir(REPO)
     return REPO
+
+
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch):
+    """Reports written by tests must not append to the CI job's $GITHUB_STEP_SUMMARY."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -22,7 +22,7 @@ def test_run_all_pass_exits_0_and_writes_every_report(write_case, in_repo, tmp_p
     path = write_case(PASSING)
     assert main(["run", str(path), "--adapter", "numpy", "--report-dir", str(tmp_path / "reports"), "--run-id", "r1"]) == 0
     run = tmp_path / "reports" / "r1"
-    assert {p.name for p in run.iterdir()} == {"results.json", "report.md", "junit.xml"}
+    assert {p.name for p in run.iterdir()} == {"results.json", "report.md", "junit.xml", "index.html", "summary.md"}
     assert (tmp_path / "reports" / "latest").resolve() == run.resolve()
     data = json.loads((run / "results.json").read_text())
     assert data["schema_version"] == 1
