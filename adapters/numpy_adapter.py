@@ -136,7 +136,7 @@ class NumpyAdapter(Adapter):
             x = np.asarray(step.inputs["x"], dtype=dtype)
             # (N, C, *) with the channels split into consecutive groups: (N, G, C/G * rest)
             xc = np.moveaxis(x, channel, 1)
-            grouped = xc.reshape(xc.shape[0], groups, -1)
+            grouped = xc.reshape(xc.shape[0], groups, int(np.prod(xc.shape[1:])) // groups)  # explicit: a size-0 batch
             mean = grouped.mean(axis=2, keepdims=True)
             var = np.square(grouped - mean).mean(axis=2, keepdims=True)
             normalized = ((grouped - mean) / np.sqrt(var + eps)).reshape(xc.shape)

@@ -4,11 +4,18 @@
 document against the schema, then the rules that need the data, and raises
 :class:`CaseErrors` listing every mistake found, one line each. Expected values
 marked ``reference`` are filled in from the float64 reference here, so every
-loaded case carries concrete numbers.
+loaded case carries concrete numbers. A document with a ``sweep`` block expands
+into one case per combination of the swept values first (:func:`expand_sweep`).
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+import re
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -20,8 +27,8 @@ from .compare import DEFAULT_CONDITION_FACTOR, Tolerance
 from .dtypes import DEFAULT_TOLERANCE, round_to
 from .errors import CaseError, CaseErrors
 from .reference import CANONICAL
-from .schema import validate_document
-from .yamlload import Document, load_documents, parse_documents
+from .schema import SWEEP_FIELD, SWEEP_LABEL, validate_document, validate_sweep
+from .yamlload import Document, format_path, load_documents, parse_documents
 
 SHORTHAND = ("mode", "inputs", "expected")
 #: Folders of declaration files, not cases (``cases/known-divergences/*.yaml``).
@@ -56,19 +63,14 @@ def load_cases(paths: Iterable[str | Path]) -> list[Case]:
             errors.append(exc)
             continue
         for doc in docs:
-            try:
-                case = build_case(doc)
-            except CaseErrors as exc:
-                errors.extend(exc.errors)
-                continue
-            except CaseError as exc:
-                errors.append(exc)
-                continue
-            if case.id in seen:
-                errors.append(doc.error(("id",), f"duplicate id {case.id!r} (first in {seen[case.id]})"))
-                continue
-            seen[case.id] = f"{case.path}:{case.line}"
-            cases.append(case)
+            built, doc_errors = build_cases(doc)
+            errors.extend(doc_errors)
+            for case, case_doc in built:
+                if case.id in seen:
+                    errors.append(case_doc.error(("id",), f"duplicate id {case.id!r} (first in {seen[case.id]})"))
+                    continue
+                seen[case.id] = f"{case.path}:{case.line}"
+                cases.append(case)
     if errors:
         raise CaseErrors(errors)
     return cases
@@ -78,15 +80,199 @@ def cases_from_text(text: str, file: str = "<string>") -> list[Case]:
     """Cases from YAML text (tests and ``explain`` use this); same checks as files."""
     cases, errors = [], []
     for doc in parse_documents(text, file):
+        built, doc_errors = build_cases(doc)
+        cases.extend(case for case, _ in built)
+        errors.extend(doc_errors)
+    if errors:
+        raise CaseErrors(errors)
+    return cases
+
+
+def build_cases(doc: Document) -> tuple[list[tuple[Case, Document]], list[CaseError]]:
+    """The cases of one document (several if it sweeps), each with its document, and every error."""
+    try:
+        docs = expand_sweep(doc)
+    except CaseErrors as exc:
+        return [], exc.errors
+    built, errors = [], []
+    for one in docs:
         try:
-            cases.append(build_case(doc))
+            built.append((build_case(one), one))
         except CaseErrors as exc:
             errors.extend(exc.errors)
         except CaseError as exc:
             errors.append(exc)
+    return built, (_merge_sweep_errors(errors, len(docs)) if len(docs) > 1 else errors)
+
+
+# -- sweeps ---------------------------------------------------------------------------
+
+#: The most cases one sweep may expand into: beyond that, split it (a reviewer reads it).
+MAX_SWEEP_CASES = 64
+
+
+@dataclass
+class SweptDocument(Document):
+    """One combination of a sweep: the base document with the swept fields set.
+
+    ``labels`` are ``(name, label)`` pairs, in the sweep's key order; the case id
+    is the document's id plus :attr:`suffix`, ``/dtype=float16,layout=nchw`` (no
+    brackets: they are glob classes in known-divergence declarations and markup
+    in the terminal). Lines of swept fields point at the
+    value inside the ``sweep`` block, and every error names the combination.
+    """
+
+    labels: tuple = ()
+
+    @property
+    def suffix(self) -> str:
+        return "/" + ",".join(f"{name}={label}" for name, label in self.labels)
+
+    def error(self, path: tuple, message: str) -> CaseError:
+        exc = CaseError(self.file, self.line(path), format_path(path), f"{message} (sweep case {self.suffix[1:]})")
+        exc.bare, exc.sweep_case = message, self.suffix[1:]
+        return exc
+
+
+def _merge_sweep_errors(errors: list[CaseError], total: int) -> list[CaseError]:
+    """One error per (line, field, message) over a sweep's cases, naming which cases have it."""
+    groups: dict = {}
+    for e in errors:
+        groups.setdefault((e.file, e.line, e.field, getattr(e, "bare", e.message)), []).append(e)
+    merged = []
+    for (file, line, field, bare), same in groups.items():
+        if not hasattr(same[0], "bare"):
+            merged.append(same[0])
+        elif len(same) == total:
+            merged.append(CaseError(file, line, field, f"{bare} (every sweep case)"))
+        else:
+            more = f" and {len(same) - 1} more" if len(same) > 1 else ""
+            merged.append(CaseError(file, line, field, f"{bare} (sweep case {same[0].sweep_case}{more})"))
+    return merged
+
+
+def _label(value) -> str | None:
+    """A value's label in the id: scalars as written, a list of scalars joined by '+'."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float, str)):
+        text = repr(value) if isinstance(value, float) else str(value)
+        return text if re.match(SWEEP_LABEL, text) else None
+    if isinstance(value, list) and value and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+        parts = [_label(v) for v in value]
+        return "+".join(parts) if all(parts) else None
+    return None
+
+
+def _field_path(key: str) -> tuple:
+    return tuple(key.split("."))
+
+
+def _sweep_axes(doc: Document) -> list[tuple[str, list[tuple[str, dict, tuple]]]]:
+    """Each sweep key → (name, [(label, {field path: value}, path of the value in the document)])."""
+    sweep, axes, errors, swept = doc.data["sweep"], [], [], {}
+    for key, values in sweep.items():
+        at = ("sweep", key)
+        bundle = not re.match(SWEEP_FIELD, key)  # the schema checked it is one or the other
+        name = key if bundle else key.rsplit(".", 1)[-1]
+        if isinstance(values, list):
+            entries = [(_label(v), v, at + (i,)) for i, v in enumerate(values)]
+            for (label, _, path), v in zip(entries, values):
+                if label is None:
+                    errors.append(doc.error(path, f"{str(v)[:40]} makes no id label: write the values as a "
+                                                  f"mapping label: value (labels: lowercase, digits, _ . + -)"))
+        else:
+            entries = [(str(label), v, at + (label,)) for label, v in values.items()]
+            for label, _, path in entries:
+                if not re.match(SWEEP_LABEL, label):
+                    errors.append(doc.error(path, f"label {label!r}: use lowercase letters, digits, _ . + -"))
+        labels = [e[0] for e in entries]
+        if len(set(labels)) != len(labels):
+            errors.append(doc.error(at, f"two values have the same label: {labels}"))
+        if any(name == other for other, _ in axes):
+            errors.append(doc.error(at, f"another sweep key is also named {name!r} in the ids"))
+        settings = []
+        for label, value, path in entries:
+            fields = value if bundle else {key: value}
+            for field in fields:
+                where = path + (field,) if bundle else at
+                if bundle and not re.match(SWEEP_FIELD, str(field)):
+                    errors.append(doc.error(where, "cannot be swept: a bundle sets dtype, mode, tolerance, "
+                                                   "attributes.NAME, params.NAME, state.NAME or inputs.NAME"))
+                elif swept.setdefault(field, key) != key:
+                    errors.append(doc.error(where, f"is also swept by sweep.{swept[field]}"))
+                elif _get(doc.data, _field_path(field)) is not _MISSING:
+                    errors.append(doc.error(_field_path(field), f"is set here and swept in sweep.{key}: remove one"))
+            settings.append((label, {_field_path(str(f)): v for f, v in fields.items()},
+                             {_field_path(str(f)): (path + (f,) if bundle else path) for f in fields}))
+        axes.append((name, settings))
+    if errors:
+        raise CaseErrors(list({(e.line, e.field, e.message): e for e in errors}.values()))
+    return axes
+
+
+_MISSING = object()
+
+
+def _get(data: dict, path: tuple):
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def _check_sweepable(doc: Document) -> None:
+    """A sweep says what it covers, and all its expected values come from the reference."""
+    data, errors = doc.data, validate_sweep(doc)
+    if not str(data.get("description", "")).strip():
+        errors.append(doc.error(("sweep",), "a sweep needs a description: say what the swept cases cover"))
+    wanted = [(("expected",), data.get("expected"))] if "expected" in data else []
+    steps = data.get("steps") if isinstance(data.get("steps"), list) else []
+    wanted += [(("steps", i, "expected"), s.get("expected")) for i, s in enumerate(steps) if isinstance(s, dict)]
+    for path, expected in wanted:
+        values = expected.values() if isinstance(expected, dict) else [expected]
+        if not all(v == "reference" or (isinstance(v, dict) and v.get("values") == "reference") for v in values):
+            errors.append(doc.error(path, "a sweep's expected outputs must all be `reference` "
+                                          "(numbers written by hand cannot hold for every swept value)"))
     if errors:
         raise CaseErrors(errors)
-    return cases
+
+
+def expand_sweep(doc: Document) -> list[Document]:
+    """``[doc]`` when it does not sweep; else one :class:`SweptDocument` per combination.
+
+    The combinations are the cartesian product of the sweep's keys, in the order
+    written (the last key varies fastest). Raises CaseErrors for a malformed sweep.
+    """
+    if not isinstance(doc.data, dict) or "sweep" not in doc.data:
+        return [doc]
+    _check_sweepable(doc)
+    axes = _sweep_axes(doc)
+    total = int(np.prod([len(settings) for _, settings in axes]))
+    if total > MAX_SWEEP_CASES:
+        raise CaseErrors([doc.error(("sweep",), f"expands into {total} cases, more than {MAX_SWEEP_CASES}: "
+                                                f"split it into documents a reviewer can read")])
+    base = {k: v for k, v in doc.data.items() if k != "sweep"}
+    base_lines = {p: n for p, n in doc.lines.items() if p[:1] != ("sweep",)}
+    out = []
+    for combination in itertools.product(*(settings for _, settings in axes)):
+        data, lines = copy.deepcopy(base), dict(base_lines)
+        labels = []
+        for (name, _), (label, fields, paths) in zip(axes, combination):
+            labels.append((name, label))
+            for field, value in fields.items():
+                parent = data
+                for depth, part in enumerate(field[:-1]):
+                    parent = parent.setdefault(part, {})
+                    lines.setdefault(field[:depth + 1], doc.line(paths[field]))
+                parent[field[-1]] = copy.deepcopy(value)
+                source = paths[field]
+                for p, n in doc.lines.items():
+                    if p[:len(source)] == source:
+                        lines[field + p[len(source):]] = n
+        out.append(SweptDocument(doc.file, data, lines, labels=tuple(labels)))
+    return out
 
 
 # -- arrays -------------------------------------------------------------------------
@@ -257,13 +443,21 @@ def build_case(doc: Document) -> Case:
 
     steps = [Step(mode=_setting(s["mode"]) if "mode" in s else Setting(None), inputs=inputs[i])
              for i, s in enumerate(raw_steps)]
-    case = Case(id=data["id"], op=op.NAME, source=data["source"], dtype=dtype, path=doc.file,
+    case = Case(id=data["id"] + getattr(doc, "suffix", ""), op=op.NAME, source=data["source"], dtype=dtype, path=doc.file,
                 line=doc.line(()), attributes=attributes, params=params, state=state, steps=steps,
                 tolerance=tolerance, description=data.get("description", ""), tags=tuple(data.get("tags", ())))
     if hasattr(op, "check"):
         op.check(case, doc)
     _fill_expected(doc, case, op, raw_steps, step_path)
     return case
+
+
+@contextmanager
+def _quiet():
+    """No RuntimeWarnings from NumPy on NaN, inf or empty input (the case asked for them)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) -> None:
@@ -282,7 +476,8 @@ def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) ->
             shape = op.output_shape(name, case, step.inputs["x"].shape)
             if spec["values"] == "reference":
                 if reference is None:
-                    reference = op.reference(case, CANONICAL)
+                    with _quiet():  # NaN, inf and empty inputs are deliberate in edge cases
+                        reference = op.reference(case, CANONICAL)
                 values, source = reference[i][name], "reference"
             else:
                 try:
@@ -296,7 +491,8 @@ def _fill_expected(doc: Document, case: Case, op, raw_steps: list, step_path) ->
                             case.tolerance.condition_factor)
             if tol.condition_factor:
                 scale = float(np.nanmax(np.abs(values))) if values.size else 0.0
-                tol = tol.widened(case.dtype, op.condition(case, i), scale)
+                with _quiet():
+                    tol = tol.widened(case.dtype, op.condition(case, i), scale)
             step.expected[name] = Expected(values=np.asarray(values, dtype=np.float64), dtype=dtype,
                                            source=source, tolerance=tol)
 

@@ -7,13 +7,15 @@ arrays) live in :mod:`conformance.load`. ``conformance schema`` prints it.
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 
 from . import ops
 from .dtypes import DTYPES
 from .errors import CaseError
 from .ops.common import setting_schema
-from .yamlload import Document, format_path
+from .yamlload import Document
 
 NUMBER = {"type": "number"}
 NESTED = {"anyOf": [NUMBER, {"type": "array", "items": {"$ref": "#/$defs/nested"}}]}
@@ -59,6 +61,32 @@ EXPECTED_VALUE = {
     ]
 }
 MODE = setting_schema({"enum": ["training", "inference"]})
+
+# -- sweeps (docs/case-format.md, "Sweeps"): one document, several cases ------------------
+#: Fields a sweep may vary: everything else (op, id, source, expected...) is the
+#: meaning of the case and stays fixed.
+SWEEP_FIELD = r"^(dtype|mode|tolerance|(attributes|params|state|inputs)\.[a-z_]+)$"
+#: A bundle: a named axis whose values each set several fields together (a layout
+#: is an input shape AND a channel axis).
+SWEEP_BUNDLE = (r"^(?!(id|op|description|source|dtype|tags|attributes|params|state|mode|inputs|expected|steps"
+                r"|tolerance|sweep)$)[a-z][a-z0-9_]*$")
+#: A value's label in the expanded case id ``<id>/dtype=float16,layout=nchw``.
+SWEEP_LABEL = r"^[a-z0-9_.+-]+$"
+SWEEP_VALUES = {"anyOf": [{"type": "array", "minItems": 1}, {"type": "object", "minProperties": 1}]}
+SWEEP = {
+    "type": "object",
+    "minProperties": 1,
+    "description": "cartesian product: each key a field (a list of values, or label: value) or a bundle "
+                   "(label: {field: value, ...}); every expanded case has `expected: reference`",
+    "$comment": "fields dtype, mode, tolerance, attributes.NAME, params.NAME, state.NAME, inputs.NAME; "
+                "or a bundle name (lowercase word) whose labels each set several fields",
+    "additionalProperties": False,
+    "patternProperties": {
+        SWEEP_FIELD: SWEEP_VALUES,
+        SWEEP_BUNDLE: {"type": "object", "minProperties": 1,
+                       "additionalProperties": {"type": "object", "minProperties": 1}},
+    },
+}
 
 
 def _expected(outputs) -> dict:
@@ -116,18 +144,22 @@ CASE_SCHEMA = {
         "expected": {},
         "steps": {"type": "array"},
         "tolerance": TOLERANCE,
+        "sweep": SWEEP,
     },
     "allOf": [_op_rules(m) for m in ops.OPS.values()],
     "$defs": {"nested": NESTED},
 }
 
 _VALIDATOR = jsonschema.Draft202012Validator(CASE_SCHEMA)
+_SWEEP_VALIDATOR = jsonschema.Draft202012Validator(SWEEP)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        extra = sorted(k for k in set(error.instance) - set(error.schema.get("properties", {}))
+                       if not any(p.search(k) for p in patterns))
+        allowed = ", ".join(sorted(error.schema.get("properties", {}))) or error.schema.get("$comment", "")
         return f"unknown key {', '.join(map(repr, extra))} (allowed: {allowed})"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
@@ -166,10 +198,29 @@ def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
 
 def validate_document(doc: Document) -> list[CaseError]:
     """All schema violations of one document, one CaseError each."""
+    return _validate(_VALIDATOR, doc, doc.data, ())
+
+
+def validate_sweep(doc: Document) -> list[CaseError]:
+    """Schema violations of a document's ``sweep`` block (the fields it sets are checked once expanded).
+
+    A key that cannot be swept is reported on its own line.
+    """
+    sweep = doc.data["sweep"]
+    if not isinstance(sweep, dict):
+        return _validate(_SWEEP_VALIDATOR, doc, sweep, ("sweep",))
+    patterns = [re.compile(p) for p in SWEEP["patternProperties"]]
+    wrong = [k for k in sweep if not any(p.search(str(k)) for p in patterns)]
+    errors = [doc.error(("sweep", k), f"cannot be swept; sweep {SWEEP['$comment']}") for k in wrong]
+    rest = {k: v for k, v in sweep.items() if k not in wrong}
+    return errors + (_validate(_SWEEP_VALIDATOR, doc, rest, ("sweep",)) if rest else [])
+
+
+def _validate(validator, doc: Document, data, base: tuple) -> list[CaseError]:
     errors = []
-    for error in map(_leaf, _VALIDATOR.iter_errors(doc.data)):
-        path = tuple(error.absolute_path)
-        errors.append(CaseError(doc.file, doc.line(path), format_path(path), _describe(error)))
+    for error in map(_leaf, validator.iter_errors(data)):
+        path = base + tuple(error.absolute_path)
+        errors.append(doc.error(path, _describe(error)))
     # An if/then failure is reported once per leaf; drop exact duplicates.
     unique = {(e.line, e.field, e.message): e for e in errors}
     return list(unique.values())

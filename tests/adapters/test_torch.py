@@ -466,3 +466,373 @@ expected: reference
 def test_module_adapter_has_no_moments():
     assert not TorchNNAdapter().supports("moments")
     assert TorchFunctionalAdapter().supports("moments")
+
+
+# == gradients and framework knobs of batch_norm =========================================
+
+GRAD_BN = """
+id: torch/bn-gradient
+op: batch_norm
+dtype: float64
+attributes: {{feature_axes: {axes}, epsilon: 1.0e-3, momentum: 0.9}}
+params:
+  gamma: {{generate: normal, shape: {feature}, seed: 1, loc: 1.0}}
+  beta: {{generate: normal, shape: {feature}, seed: 2}}
+state:
+  moving_mean: {{generate: normal, shape: {feature}, seed: 3}}
+  moving_variance: {{generate: uniform, shape: {feature}, low: 0.5, high: 2.0, seed: 4}}
+steps:
+  - mode: training
+    inputs: {{x: {{generate: normal, shape: {shape}, seed: 5}}, dy: {{generate: normal, shape: {shape}, seed: 6}}}}
+    expected: {{y: reference, dx: reference, dgamma: reference, dbeta: reference}}
+  - mode: training
+    inputs: {{x: {{generate: normal, shape: {shape}, seed: 7}}, dy: {{generate: normal, shape: {shape}, seed: 8}}}}
+    expected: {{dx: reference, dgamma: reference, dbeta: reference}}
+"""
+
+
+@BOTH
+@pytest.mark.parametrize("shape,axes,feature", [
+    ([6, 3], -1, [3]),
+    ([2, 3, 2, 2], [0, 2, 3], [2, 2, 2]),  # kept axes flattened into torch's channel dim
+])
+def test_batch_norm_gradients_by_autograd(adapter_cls, shape, axes, feature):
+    # Through the batch statistics; the second step's parameter gradients would be off
+    # if the adapter let torch accumulate .grad across steps.
+    result = run(one(GRAD_BN.format(shape=shape, axes=axes, feature=feature)), adapter_cls)
+    assert result.status == "pass", result.message
+    for key in ("step1.dx", "step1.dgamma", "step1.dbeta", "step2.dx", "step2.dgamma", "step2.dbeta"):
+        assert result.outputs[key]["max_abs_error"] < 1e-12, key
+    assert result.outputs["step1.dgamma"]["actual_shape"] == feature
+    assert any(n.startswith("gradients: torch.autograd.grad(y, [x, weight, bias]") for n in result.notes)
+
+
+def test_batch_norm_inference_dx_is_dy_times_gamma_over_std():
+    # dx = dy * gamma / sqrt(moving_variance + eps) by hand: 2 * 3 / sqrt(4) = 3.
+    case = one("""
+id: torch/bn-dx-inference
+op: batch_norm
+dtype: float64
+attributes: {feature_axes: -1, epsilon: 0.0}
+params: {gamma: [3.0], beta: [0.0]}
+state: {moving_mean: [1.0], moving_variance: [4.0]}
+mode: inference
+inputs: {x: [[5.0], [-1.0]], dy: [[2.0], [1.0]]}
+expected: {dx: [[3.0], [1.5]], dgamma: [3.0], dbeta: [3.0]}
+""")
+    for adapter_cls in ADAPTERS:  # xhat = [2, -1]: dgamma = 2 * 2 + 1 * -1, dbeta = 2 + 1
+        result = run(case, adapter_cls)
+        assert result.status == "pass", result.message
+
+
+UNTRACKED = """
+id: torch/bn-untracked
+op: batch_norm
+dtype: float64
+attributes: {feature_axes: -1, epsilon: 1.0e-3, track_running_stats: false}
+params: {gamma: [2.0], beta: [0.5]}
+mode: MODE
+inputs: {x: [[0.0], [2.0]]}
+expected: {y: reference}
+"""
+
+
+@BOTH
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_untracked_uses_batch_statistics_in_both_modes(adapter_cls, mode):
+    result = run(one(UNTRACKED.replace("MODE", mode)), adapter_cls)
+    assert result.status == "pass", result.message
+    s = 1 / math.sqrt(1.001)
+    assert result.outputs["y"]["actual_head"] == pytest.approx([0.5 - 2 * s, 0.5 + 2 * s], rel=1e-14)
+    (out,) = raw(one(UNTRACKED.replace("MODE", mode)), adapter_cls)
+    assert "moving_mean" not in out and "moving_variance" not in out
+    assert any("track_running_stats false" in n for n in result.notes)
+
+
+CUMULATIVE = """
+id: torch/bn-cumulative
+op: batch_norm
+dtype: float64
+attributes: {feature_axes: -1, epsilon: 1.0e-3, momentum: cumulative, center: false, scale: false}
+state: {moving_mean: [5.0], moving_variance: [7.0]}
+steps:
+  - mode: training
+    inputs: {x: [[0.0], [2.0]]}
+    expected: {moving_mean: [1.0], moving_variance: [1.0]}
+  - mode: training
+    inputs: {x: [[4.0], [8.0]]}
+    expected: {moving_mean: [3.5], moving_variance: [2.5]}
+"""
+
+
+def test_cumulative_momentum_is_the_modules_momentum_none():
+    # Plain average of the batches (the initial state gets no weight): means 1, 6 -> 1, 3.5.
+    # running_var averages torch's UNBIASED variances 2 and 8 -> 2, 5 (biased: 1, 2.5).
+    result = run(one(CUMULATIVE), TorchNNAdapter)
+    assert "momentum cumulative -> momentum=None (torch's cumulative moving average)" in result.notes
+    assert result.outputs["step2.moving_mean"]["status"] == "pass"
+    assert result.outputs["step1.moving_variance"]["actual_head"] == pytest.approx([2.0])
+    assert result.outputs["step2.moving_variance"]["actual_head"] == pytest.approx([5.0])
+    assert result.status == "diverge"
+    assert "unbiased-moving-variance" in result.diagnosis["matches"][0]["variants"]
+
+
+def test_cumulative_momentum_is_unsupported_by_the_functional_form():
+    result = run(one(CUMULATIVE), TorchFunctionalAdapter)
+    assert result.status == "unsupported"
+    assert result.message.startswith("torch.nn.functional.batch_norm has no cumulative moving average")
+
+
+@BOTH
+def test_frozen_layer_is_unsupported(adapter_cls):
+    case = one(UNTRACKED.replace("track_running_stats: false", "trainable: false").replace("MODE", "training"))
+    result = run(case, adapter_cls)
+    assert result.status == "unsupported"
+    assert "has no trainable=False layer" in result.message
+
+
+# == layer_norm / rms_norm ==============================================================
+
+LN = """
+id: torch/layer-norm
+op: layer_norm
+dtype: {dtype}
+attributes: {{reduction_axes: {axes}, epsilon: 1.0e-3{extra}}}
+params: {params}
+inputs:
+  x: {{generate: normal, shape: [3, 4, 5], seed: 11, loc: 1.0}}
+  dy: {{generate: normal, shape: [3, 4, 5], seed: 12}}
+expected: reference
+"""
+LN_PARAMS = "{gamma: {generate: normal, shape: SHAPE, seed: 13, loc: 1.0}, beta: {generate: normal, shape: SHAPE, seed: 14}}"
+
+
+@BOTH
+@pytest.mark.parametrize("axes,shape", [(-1, [5]), ([0, 2], [3, 5])])
+def test_layer_norm_with_gradients(adapter_cls, axes, shape):
+    case = one(LN.format(dtype="float64", axes=axes, extra="", params=LN_PARAMS.replace("SHAPE", str(shape))))
+    result = run(case, adapter_cls)
+    assert result.status == "pass", result.message
+    assert set(result.outputs) == {"y", "dx", "dgamma", "dbeta"}
+    assert all(o["max_abs_error"] < 1e-12 for o in result.outputs.values())
+    if axes != -1:
+        assert any("permute(1, 0, 2) and back" in n for n in result.notes), result.notes
+
+
+def test_layer_norm_without_beta_uses_the_bias_flag():
+    case = one(LN.format(dtype="float32", axes=-1, extra=", center: false",
+                         params="{gamma: {generate: normal, shape: [5], seed: 13}}"))
+    result = run(case, TorchNNAdapter)
+    assert result.status == "pass", result.message
+    assert any("LayerNorm([5], eps=0.001, elementwise_affine=True, bias=False)" in n for n in result.notes)
+    assert "dbeta" not in result.outputs
+
+
+def test_layer_norm_params_on_fewer_axes():
+    # Flax-style gamma/beta over the last axis only, statistics over axes 1 and 2: the
+    # functional form takes gamma expanded to normalized_shape; the module's weight cannot be smaller.
+    case = one(LN.format(dtype="float64", axes=[1, 2], extra=", param_axes: -1", params=LN_PARAMS.replace("SHAPE", "[5]")))
+    result = run(case, TorchFunctionalAdapter)
+    assert result.status == "pass", result.message
+    assert result.outputs["dgamma"]["actual_shape"] == [5]
+    result = run(case, TorchNNAdapter)
+    assert result.status == "unsupported"
+    assert "gamma/beta over axes [2] (param_axes) cannot be set" in result.message
+
+
+@BOTH
+def test_layer_norm_rms_scaling_is_unsupported(adapter_cls):
+    case = one(LN.format(dtype="float64", axes=-1, extra=", rms_scaling: true",
+                         params="{gamma: {generate: normal, shape: [5], seed: 13}}"))
+    result = run(case, adapter_cls)
+    assert result.status == "unsupported"
+    assert "has no rms_scaling option" in result.message
+
+
+@BOTH
+def test_layer_norm_default_epsilon_is_1e_5(adapter_cls):
+    case = one("""
+id: torch/ln-eps
+op: layer_norm
+dtype: float64
+attributes: {reduction_axes: -1, epsilon: {framework_default: 1.0e-3}, center: false, scale: false}
+inputs: {x: [[0.0, 2.0]]}
+expected: {y: reference}
+""")
+    result = run(case, adapter_cls)
+    assert result.status == "diverge"
+    assert result.outputs["y"]["actual_head"] == pytest.approx([-1 / math.sqrt(1.00001), 1 / math.sqrt(1.00001)])
+    assert result.diagnosis["matches"][0]["variants"] == ["epsilon-1e-5"]
+
+
+RMS = """
+id: torch/rms
+op: rms_norm
+dtype: {dtype}
+attributes: {{reduction_axes: {axes}, epsilon: {eps}}}
+params: {{gamma: {gamma}}}
+inputs: {{x: {x}, dy: {dy}}}
+expected: {expected}
+"""
+
+
+@BOTH
+def test_rms_norm_with_gradients(adapter_cls):
+    case = one(RMS.format(dtype="float64", axes="[0, 2]", eps="1.0e-5",
+                          gamma="{generate: normal, shape: [3, 5], seed: 1, loc: 1.0}",
+                          x="{generate: normal, shape: [3, 4, 5], seed: 2}",
+                          dy="{generate: normal, shape: [3, 4, 5], seed: 3}", expected="reference"))
+    result = run(case, adapter_cls)
+    assert result.status == "pass", result.message
+    assert set(result.outputs) == {"y", "dx", "dgamma"}
+    assert all(o["max_abs_error"] < 1e-12 for o in result.outputs.values())
+
+
+@BOTH
+@pytest.mark.parametrize("dtype,eps", [("float32", float(np.finfo(np.float32).eps)),
+                                       ("float64", float(np.finfo(np.float64).eps))])
+def test_rms_norm_default_epsilon_is_finfo_of_the_compute_type(adapter_cls, dtype, eps):
+    # x = [0.003, 0.004]: mean square 1.25e-5, so 1e-6 (assumed) and machine epsilon (torch's
+    # eps=None) give visibly different y.
+    case = one(RMS.format(dtype=dtype, axes=-1, eps="{framework_default: 1.0e-6}", gamma="[1.0, 1.0]",
+                          x="[[0.003, 0.004]]", dy="[[1.0, 1.0]]", expected="{y: reference}"))
+    result = run(case, adapter_cls)
+    assert result.status == "diverge"
+    x = np.array([0.003, 0.004], dtype=dtype).astype(np.float64)
+    want = x / math.sqrt(float(np.mean(x * x)) + eps)
+    assert result.outputs["y"]["actual_head"] == pytest.approx(list(want), rel=1e-14 if dtype == "float64" else 1e-6)
+    assert result.outputs["y"]["expected_head"] == pytest.approx(list(x / math.sqrt(float(np.mean(x * x)) + 1e-6)))
+    assert any("epsilon left to torch's default None" in n for n in result.notes)
+
+
+# == group_norm / instance_norm =========================================================
+
+GN = """
+id: torch/group-norm
+op: group_norm
+dtype: float64
+attributes: {{feature_axes: {axis}, groups: 2, epsilon: 1.0e-3{extra}}}
+params: {params}
+inputs:
+  x: {{generate: normal, shape: {shape}, seed: 21, loc: 0.5}}
+  dy: {{generate: normal, shape: {shape}, seed: 22}}
+expected: reference
+"""
+
+
+@BOTH
+@pytest.mark.parametrize("axis,shape", [(1, [2, 4, 3, 3]), (-1, [2, 3, 3, 4]), (1, [3, 4])])
+def test_group_norm_with_gradients(adapter_cls, axis, shape):
+    case = one(GN.format(axis=axis, shape=shape, extra="",
+                         params="{gamma: [1.0, 2.0, -1.0, 0.5], beta: [0.0, 0.5, 1.0, -1.0]}"))
+    result = run(case, adapter_cls)
+    assert result.status == "pass", result.message
+    assert set(result.outputs) == {"y", "dx", "dgamma", "dbeta"}
+    assert all(o["max_abs_error"] < 1e-12 for o in result.outputs.values())
+
+
+def test_group_norm_beta_without_gamma():
+    # Gamma off, beta on. GroupNorm: affine with the weight set to 1, everything passes.
+    # F.group_norm(weight=None, bias=beta): the forward is right, but torch 2.13's backward
+    # to the bias raises (F.batch_norm, F.layer_norm and F.instance_norm do not).
+    case = one(GN.format(axis=1, shape=[2, 4, 3], extra=", scale: false", params="{beta: [0.0, 0.5, 1.0, -1.0]}"))
+    result = run(case, TorchNNAdapter)
+    assert result.status == "pass", result.message
+    assert "dgamma" not in result.outputs
+    assert any("weight is set to 1" in n for n in result.notes)
+    result = run(case, TorchFunctionalAdapter)
+    assert result.status == "error"
+    assert result.message.startswith("RuntimeError: tensor does not have a device")
+    forward_only = one(GN.format(axis=1, shape=[2, 4, 3], extra=", scale: false",
+                                 params="{beta: [0.0, 0.5, 1.0, -1.0]}").replace("expected: reference", "expected: {y: reference}"))
+    assert run(forward_only, TorchFunctionalAdapter).status == "pass"
+
+
+IN = """
+id: torch/instance-norm
+op: instance_norm
+dtype: float64
+attributes: {{feature_axes: {axis}, epsilon: 1.0e-3{extra}}}
+{rest}
+"""
+
+
+@BOTH
+@pytest.mark.parametrize("axis,shape", [(1, [2, 3, 5]), (-1, [2, 3, 3, 2]), (1, [2, 2, 2, 2, 2]),
+                                        (1, [2, 2, 2, 2, 2, 2])])
+def test_instance_norm_affine_with_gradients(adapter_cls, axis, shape):
+    c = shape[axis]
+    rest = f"""params: {{gamma: {{generate: normal, shape: [{c}], seed: 1, loc: 1.0}}, beta: {{generate: normal, shape: [{c}], seed: 2}}}}
+mode: training
+inputs: {{x: {{generate: normal, shape: {shape}, seed: 3}}, dy: {{generate: normal, shape: {shape}, seed: 4}}}}
+expected: reference"""
+    result = run(one(IN.format(axis=axis, extra=", affine: true", rest=rest)), adapter_cls)
+    assert result.status == "pass", result.message
+    assert set(result.outputs) == {"y", "dx", "dgamma", "dbeta"}
+    assert all(o["max_abs_error"] < 1e-12 for o in result.outputs.values())
+
+
+@BOTH
+def test_instance_norm_without_spatial_axis_is_not_read_as_unbatched(adapter_cls):
+    # (N, C) input: each value is its own instance. InstanceNorm1d would read a 2-D input as
+    # ONE unbatched (C, L) sample and normalize over the batch; the adapter appends L = 1 and
+    # torch then refuses one value per instance in training (as batch norm does per channel).
+    rest = "mode: training\ninputs: {x: [[1.0, 5.0], [3.0, -2.0], [0.0, 4.0]]}\nexpected: {y: reference}"
+    result = run(one(IN.format(axis=1, extra="", rest=rest)), adapter_cls)
+    assert result.status == "error"
+    assert result.message.startswith("ValueError: Expected more than 1 spatial element when training, "
+                                     "got input size torch.Size([3, 2, 1])")
+    assert any("(N, C) -> (N, C, 1)" in n for n in result.notes)
+
+
+TRACKED_IN = """
+state: {moving_mean: [0.0], moving_variance: [1.0]}
+steps:
+  - mode: training
+    inputs: {x: [[[1.0, 3.0]], [[5.0, 9.0]]]}
+    expected: {moving_mean: reference, moving_variance: reference}
+  - mode: inference
+    inputs: {x: [[[2.0, 4.0]]]}
+    expected: {y: reference, moving_mean: reference, moving_variance: reference}
+"""
+
+
+@BOTH
+def test_instance_norm_tracked_running_variance_is_unbiased(adapter_cls):
+    # Instances [1, 3] and [5, 9]: means 2, 7 -> batch mean 4.5; biased variances 1, 4 (mean 2.5),
+    # unbiased 2, 8 (mean 5). momentum 0.9 (torch 0.1): mean 0.45; variance 0.9 + 0.25 = 1.15
+    # canonical, 0.9 + 0.5 = 1.4 in torch.
+    case = one(IN.format(axis=1, extra=", track_running_stats: true, momentum: 0.9", rest=TRACKED_IN))
+    result = run(case, adapter_cls)
+    assert result.status == "diverge"
+    assert result.outputs["step1.moving_mean"]["actual_head"] == pytest.approx([0.45])
+    assert result.outputs["step1.moving_variance"]["expected_head"] == pytest.approx([1.15])
+    assert result.outputs["step1.moving_variance"]["actual_head"] == pytest.approx([1.4])
+    assert result.outputs["step2.y"]["actual_head"] == pytest.approx([(2 - 0.45) / math.sqrt(1.401),
+                                                                       (4 - 0.45) / math.sqrt(1.401)])
+    assert result.diagnosis["matches"][0]["variants"] == ["unbiased-moving-variance"]
+
+
+def test_instance_norm_cumulative_momentum_is_ignored_by_the_module():
+    # InstanceNorm passes `momentum if momentum is not None else 0.0` to F.instance_norm:
+    # momentum=None keeps the running statistics at their initial values (no cumulative average).
+    case = one(IN.format(axis=1, extra=", track_running_stats: true, momentum: cumulative", rest=TRACKED_IN))
+    result = run(case, TorchNNAdapter)
+    assert result.status == "diverge"
+    assert result.outputs["step1.moving_mean"]["expected_head"] == pytest.approx([4.5])
+    assert result.outputs["step1.moving_mean"]["actual_head"] == [0.0]
+    assert result.outputs["step1.moving_variance"]["actual_head"] == [1.0]
+    assert result.outputs["step2.y"]["actual_head"] == pytest.approx([2 / math.sqrt(1.001), 4 / math.sqrt(1.001)])
+    result = run(case, TorchFunctionalAdapter)
+    assert result.status == "unsupported"
+    assert "torch.nn.functional.instance_norm has no cumulative moving average" in result.message
+
+
+@BOTH
+def test_instance_norm_affine_left_to_torch_is_off(adapter_cls):
+    rest = """mode: training
+inputs: {x: [[[1.0, 3.0]], [[5.0, 9.0]]]}
+expected: {y: reference}"""
+    result = run(one(IN.format(axis=1, extra=", affine: {framework_default: false}", rest=rest)), adapter_cls)
+    assert result.status == "pass", result.message
+    assert any("affine left to the framework" in n for n in result.notes)
