@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np

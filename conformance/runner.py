@@ -153,7 +153,6 @@ def _jobs(jobs: int | None) -> int:
 def run_adapter(worker: Worker, cases: list[Case],
                 on_result: Callable[[Result], None]) -> tuple[str, dict, list[Result]]:
     """All cases on one adapter's worker → (its name, its environment info, results)."""
-    adapter = worker.adapter
     results: list[Result] = []
     try:
         worker.start()

@@ -14,7 +14,8 @@ import pytest
 
 from conformance.cli import main
 from conformance.errors import CaseErrors
-from conformance.load import MAX_SWEEP_CASES, cases_from_text, load_cases
+from conformance.load import cases_from_text, load_cases
+from conformance.sweep import MAX_SWEEP_CASES
 from conformance.ops import get
 from conformance.reference import CANONICAL
 
