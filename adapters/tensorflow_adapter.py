@@ -1,95 +1,43 @@
-"""TensorFlow: the low-level ``tf.nn`` batch-norm APIs, as a user writes them.
+"""TensorFlow: the low-level ``tf.nn`` APIs, as a user writes them.
 
-Two rows:
+Two rows (``tf.nn.fused`` lives in :mod:`adapters.tf_fused_adapter`, re-exported here):
 
 * ``tf.nn`` — the seeds' path: ``tf.nn.moments(x, axes, keepdims=True)`` then
   ``tf.nn.batch_normalization``; the user keeps the moving statistics and
-  updates them as ``momentum * old + (1 - momentum) * batch`` in TF ops, in the
-  case's dtype. This API has no mode, no epsilon default and no momentum: a
-  case that leaves any of those to "the framework" is unsupported.
-* ``tf.nn.fused`` — ``tf.compat.v1.nn.fused_batch_norm`` (TF 2.21 exports it
-  only under ``compat.v1``; Keras's fused path calls it). It needs a 4-D/5-D
-  input with one channel axis (NHWC/NCHW), so other layouts are transposed and
-  reshaped to ``(reduced, 1, 1, kept)`` NHWC and back. The moving update is
-  the kernel's own ``exponential_avg_factor = 1 - momentum``. Its batch
-  variance (and so its moving-variance update) is Bessel-corrected; that is
-  reported as returned, not compensated.
+  updates them as ``momentum * old + (1 - momentum) * batch`` (or the
+  cumulative average ``(1 - 1/t) * old + (1/t) * batch``) in TF ops, in the
+  case's dtype. TensorFlow has **no dedicated layer, group, instance or RMS
+  norm op**: they are written as a TF user writes them (and as tf_keras's
+  layers do): ``tf.nn.moments`` over the normalized axes (group norm: after
+  reshaping the channel axis to ``(groups, C / groups)``) and
+  ``tf.nn.batch_normalization`` for ``(x - mean) * rsqrt(var + eps) * gamma +
+  beta``; RMS norm as ``x * tf.math.rsqrt(tf.reduce_mean(tf.square(x)) + eps) *
+  gamma``. Gradients: ``tf.GradientTape``. This path has no mode, no epsilon
+  default, no momentum and no notion of a frozen layer: a case that leaves any
+  of those to "the framework" (or sets ``trainable: false``) is unsupported.
+* ``tf.nn.fused`` — ``tf.compat.v1.nn.fused_batch_norm`` (batch norm only).
 
 Everything runs under ``tf.device("/CPU:0")`` so ``device()`` tells the truth.
 """
 
 from __future__ import annotations
 
-import math
-import os
-
 import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.errors import Unsupported
 
-_STATS = ("moving_mean", "moving_variance", "batch_mean", "batch_variance")
+from .tf_common import FusedLayout, _tf, moving_keep, numpy_of, tape_gradients, to_numpy  # noqa: F401 (re-exported)
+from .tf_fused_adapter import TensorflowFusedAdapter  # noqa: F401 (entry point tf.nn.fused)
 
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
-
-
-class FusedLayout:
-    """How a case's input is laid out for a fused (one channel axis) kernel.
-
-    4-D/5-D inputs whose single kept axis is last or at 1 are passed as they are
-    (NHWC/NDHWC or NCHW/NCDHW). Anything else is transposed to (reduced...,
-    kept...) and reshaped to NHWC ``(prod(reduced), 1, 1, prod(kept))``;
-    ``restore`` undoes it. Statistics per channel are the same numbers either
-    way: the kernel reduces over every non-channel axis.
-    """
-
-    def __init__(self, case):
-        nd, kept, red = case.ndim, tuple(case.feature_axes), tuple(case.reduction_axes)
-        self.shape = tuple(case.steps[0].inputs["x"].shape)
-        self.perm = None
-        self.channels = int(math.prod(case.feature_shape))
-        if nd in (4, 5) and kept == (nd - 1,):
-            self.data_format = "NHWC" if nd == 4 else "NDHWC"
-            self.channel_axis = nd - 1
-            self.note = f"input passed as {self.data_format}"
-        elif nd in (4, 5) and kept == (1,):
-            self.data_format = "NCHW" if nd == 4 else "NCDHW"
-            self.channel_axis = 1
-            self.note = f"input passed as {self.data_format}"
-        else:
-            self.data_format = "NHWC"
-            self.channel_axis = 3
-            self.perm = red + kept
-            self.inverse = tuple(int(i) for i in np.argsort(self.perm))
-            moved = "" if self.perm == tuple(range(nd)) else f"transposed to axes {list(self.perm)} and "
-            self.note = (f"fused kernel needs one channel axis: x {list(self.shape)} {moved}reshaped to "
-                         f"NHWC {list(self.fused_shape(self.shape))} (reduced, 1, 1, kept)")
-
-    def fused_shape(self, shape) -> tuple[int, ...]:
-        if self.perm is None:
-            return tuple(shape)
-        return (int(math.prod(shape)) // max(self.channels, 1), 1, 1, self.channels)
-
-    def to_fused(self, tf, x):
-        if self.perm is None:
-            return x
-        return tf.reshape(tf.transpose(x, self.perm), self.fused_shape(x.shape))
-
-    def restore(self, tf, y, shape):
-        if self.perm is None:
-            return y
-        return tf.transpose(tf.reshape(y, [shape[a] for a in self.perm]), self.inverse)
+HAND = "a hand-written {op} with tf.nn ops"
 
 
 class TensorflowNNAdapter(Adapter):
     name = "tf.nn"
     framework = "tensorflow"
-    api = "tf.nn.moments(keepdims=True) + tf.nn.batch_normalization"
+    api = ("tf.nn.moments(keepdims=True) + tf.nn.batch_normalization "
+           "(layer/group/instance/RMS norm written with them; tf.GradientTape)")
 
     def load(self) -> None:
         _tf()
@@ -100,15 +48,43 @@ class TensorflowNNAdapter(Adapter):
     def _axes(self, case) -> list[int]:
         return list(case.reduction_axes)
 
+    # -- shared checks and pieces -------------------------------------------------------
+    def _no_defaults(self, case, names=("epsilon",)) -> None:
+        """A hand-written formula has no framework default for these attributes."""
+        for name in names:
+            if case.is_default(name):
+                raise Unsupported(f"{HAND.format(op=case.op)} has no default {name} (the user must write one)")
+
+    def _no_default_mode(self, case) -> None:
+        if any(s.mode.framework_default for s in case.steps):
+            raise Unsupported("tf.nn.batch_normalization has no mode: the caller picks batch or moving "
+                              "statistics, so a framework-default mode cannot be expressed")
+
+    def _params(self, tf, case, dtype, names) -> dict:
+        """gamma/beta as constants of ``param_shape`` (what the tape differentiates)."""
+        return {n: tf.constant(np.asarray(case.params[n]).reshape(case.param_shape), dtype=dtype)
+                for n in names if case.has_param(n)}
+
+    def _moving_update(self, case, moving, batch, trained):
+        keep = moving_keep(case, trained)
+        if case.attr("momentum") == "cumulative":
+            self.note("moving update written by hand: cumulative average (1 - 1/t) * old + (1/t) * batch")
+        else:
+            self.note(f"moving update written by hand: {keep} * old + (1 - {keep}) * batch")
+        return keep * moving + (1 - keep) * batch
+
+    # -- batch_norm ------------------------------------------------------------------------
     def run_batch_norm(self, case):
         tf = _tf()
         if case.is_default("epsilon"):
             raise Unsupported("tf.nn.batch_normalization has no epsilon default (variance_epsilon is required)")
-        if any(s.mode.framework_default for s in case.steps):
-            raise Unsupported("tf.nn.batch_normalization has no mode: the caller picks batch or moving "
-                              "statistics, so a framework-default mode cannot be expressed")
+        self._no_default_mode(case)
+        if not case.attr("trainable", True):
+            raise Unsupported("tf.nn has no frozen-layer (trainable=False) notion: the caller picks batch or "
+                              "moving statistics; running the step as inference instead would be compensation")
+        tracked = case.attr("track_running_stats", True)
         training = any(s.mode.value == "training" for s in case.steps)
-        if training and case.is_default("momentum"):
+        if tracked and training and case.is_default("momentum"):
             raise Unsupported("the tf.nn path has no momentum: the moving statistics are updated by the "
                               "user, so there is no framework default")
         for name, arg in (("center", "offset"), ("scale", "scale")):
@@ -116,36 +92,41 @@ class TensorflowNNAdapter(Adapter):
                 raise Unsupported(f"tf.nn.batch_normalization has no default for {arg} (a required argument)")
         dtype = self._dtype(tf, case)
         eps = float(case.attr("epsilon"))
-        momentum = float(case.attr("momentum"))
         shape = list(case.broadcast_shape)
         axes = self._axes(case)
-        outputs = []
+        if not tracked:
+            self.note("track_running_stats false: batch statistics in every step, no moving statistics kept")
+        outputs, trained = [], 0
         with tf.device("/CPU:0"):
-            def const(values):
-                return tf.reshape(tf.constant(np.asarray(values), dtype=dtype), shape)
-
-            gamma = const(case.params["gamma"]) if case.attr("scale") else None
-            beta = const(case.params["beta"]) if case.attr("center") else None
-            moving_mean = const(case.state["moving_mean"])
-            moving_var = const(case.state["moving_variance"])
-            if gamma is None or beta is None:
+            params = self._params(tf, case, dtype, ("gamma", "beta"))
+            if len(params) < 2:
                 self.note("scale/center off -> scale/offset=None")
+            moving_mean = tf.reshape(tf.constant(case.state["moving_mean"], dtype=dtype), shape)
+            moving_var = tf.reshape(tf.constant(case.state["moving_variance"], dtype=dtype), shape)
             for step in case.steps:
                 x = tf.constant(step.inputs["x"], dtype=dtype)
-                out = {}
-                if step.mode.value == "training":
-                    mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
-                    out["y"] = tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
-                    # The user's update, with Python-float momentum as users write it.
-                    moving_mean = momentum * moving_mean + (1 - momentum) * mean
-                    moving_var = momentum * moving_var + (1 - momentum) * var
-                    self.note(f"moving update written by hand: {momentum} * old + (1 - {momentum}) * batch")
-                    out["batch_mean"], out["batch_variance"] = mean, var
-                else:
-                    out["y"] = tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, eps)
+                batch = step.mode.value == "training" or not tracked
+                stats = {}
+
+                def forward():
+                    gamma, beta = (tf.reshape(params[n], shape) if n in params else None for n in ("gamma", "beta"))
+                    if batch:
+                        mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+                        stats.update(batch_mean=mean, batch_variance=var)
+                        return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
+                    return tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, eps)
+
+                y, grads = tape_gradients(self, tf, step, forward, x, params)
+                out = {"y": y, **stats, **grads}
+                if not batch:
                     self.note("inference: tf.nn.batch_normalization with the moving statistics")
-                out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
-                outputs.append(_numpy(out, case))
+                elif tracked and step.mode.value == "training":
+                    trained += 1
+                    moving_mean = self._moving_update(case, moving_mean, stats["batch_mean"], trained)
+                    moving_var = self._moving_update(case, moving_var, stats["batch_variance"], trained)
+                if tracked:
+                    out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
+                outputs.append(to_numpy(out, case))
         return outputs
 
     def run_moments(self, case):
@@ -157,90 +138,118 @@ class TensorflowNNAdapter(Adapter):
             for step in case.steps:
                 x = tf.constant(step.inputs["x"], dtype=dtype)
                 mean, var = tf.nn.moments(x, axes=self._axes(case), **kwargs)
-                outputs.append({"mean": np.asarray(mean), "variance": np.asarray(var)})
+                outputs.append({"mean": numpy_of(mean), "variance": numpy_of(var)})
         return outputs
 
-
-def _numpy(out: dict, case) -> dict:
-    result = {}
-    for name, value in out.items():
-        arr = np.asarray(value)
-        result[name] = arr.reshape(case.feature_shape) if name in _STATS else arr
-    return result
-
-
-class TensorflowFusedAdapter(Adapter):
-    name = "tf.nn.fused"
-    framework = "tensorflow"
-    api = "tf.compat.v1.nn.fused_batch_norm"
-
-    def load(self) -> None:
-        _tf()
-
-    def run_batch_norm(self, case):
+    # -- layer, RMS, group and instance norm: no TF op; written with tf.nn ---------------
+    def _run_stateless(self, case, forward_of):
+        """Each step: ``forward_of(x, params)`` under a tape when gradients are wanted."""
         tf = _tf()
-        for name, arg in (("center", "offset"), ("scale", "scale")):
-            if case.is_default(name):
-                raise Unsupported(f"fused_batch_norm has no default for {arg} (a required argument)")
-        fused = tf.compat.v1.nn.fused_batch_norm
-        layout = FusedLayout(case)
-        self.note(layout.note)
-        dtype = tf.as_dtype(case.dtype)
-        # Scale, offset and statistics are float32 for half/bfloat16/float32 inputs (attr U).
-        param_dtype = tf.float64 if case.dtype == "float64" else tf.float32
-        kwargs = {"data_format": layout.data_format}
-        if case.is_default("epsilon"):
-            self.note("epsilon left to fused_batch_norm's default (0.001)")
-        else:
-            kwargs["epsilon"] = float(case.attr("epsilon"))
-        if case.is_default("momentum"):
-            factor = None
-            self.note("momentum left to the default: exponential_avg_factor not passed "
-                      "(default 1.0: the returned running statistics are the batch statistics)")
-        else:
-            factor = 1.0 - float(case.attr("momentum"))
-            kwargs["exponential_avg_factor"] = factor
-            self.note(f"momentum {case.attr('momentum')} -> exponential_avg_factor {factor:g}")
-
-        def vec(values):
-            return tf.constant(np.asarray(values, dtype=np.float64).ravel(), dtype=param_dtype)
-
-        c = layout.channels
+        dtype = self._dtype(tf, case)
         outputs = []
         with tf.device("/CPU:0"):
-            gamma = vec(case.params["gamma"]) if case.attr("scale") else tf.ones([c], param_dtype)
-            beta = vec(case.params["beta"]) if case.attr("center") else tf.zeros([c], param_dtype)
-            if not (case.attr("scale") and case.attr("center")):
-                self.note("scale/center off -> scale=ones/offset=zeros (the API needs tensors)")
-            moving_mean, moving_var = vec(case.state["moving_mean"]), vec(case.state["moving_variance"])
+            params = self._params(tf, case, dtype, ("gamma", "beta"))
             for step in case.steps:
-                x_np = step.inputs["x"]
-                x = layout.to_fused(tf, tf.constant(x_np, dtype=dtype))
-                step_kwargs = dict(kwargs)
-                if step.mode.framework_default:
-                    training = True
-                    self.note("mode left to the default: is_training not passed (default True)")
-                else:
-                    training = step.mode.value == "training"
-                    step_kwargs["is_training"] = training
-                out = {}
-                if training:
-                    y, new_mean, new_var = fused(x, gamma, beta, mean=moving_mean, variance=moving_var,
-                                                 **step_kwargs)
-                    if factor is None or factor == 1.0:
-                        batch_mean, batch_var = new_mean, new_var
-                    else:
-                        # With exponential_avg_factor != 1 the kernel returns only the running
-                        # statistics; a second call with the default factor gives the batch ones.
-                        plain = {k: v for k, v in step_kwargs.items() if k != "exponential_avg_factor"}
-                        _, batch_mean, batch_var = fused(x, gamma, beta, **plain)
-                        self.note("batch statistics from a second call with exponential_avg_factor=1.0")
-                    moving_mean, moving_var = new_mean, new_var
-                    out["batch_mean"], out["batch_variance"] = batch_mean, batch_var
-                else:
-                    step_kwargs.pop("exponential_avg_factor", None)
-                    y, _, _ = fused(x, gamma, beta, mean=moving_mean, variance=moving_var, **step_kwargs)
-                out["y"] = layout.restore(tf, y, x_np.shape)
-                out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
-                outputs.append(_numpy(out, case))
+                x = tf.constant(step.inputs["x"], dtype=dtype)
+                y, grads = tape_gradients(self, tf, step, lambda: forward_of(x, params), x, params)
+                outputs.append(to_numpy({"y": y, **grads}, case))
+        return outputs
+
+    def _affine(self, tf, params, shape):
+        return (tf.reshape(params[n], shape) if n in params else None for n in ("gamma", "beta"))
+
+    def run_layer_norm(self, case):
+        tf = _tf()
+        self._no_defaults(case)
+        axes, eps, shape = self._axes(case), float(case.attr("epsilon")), list(case.param_broadcast_shape)
+        if case.attr("rms_scaling"):
+            self.note(f"rms_scaling: x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), {axes}) + eps) * gamma")
+
+            def forward(x, params):
+                return self._rms(tf, x, axes, eps, params, shape)
+        else:
+            self.note(f"layer norm written by hand: tf.nn.moments(x, {axes}, keepdims=True) + "
+                      "tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)")
+
+            def forward(x, params):
+                gamma, beta = self._affine(tf, params, shape)
+                mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+                return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
+        return self._run_stateless(case, forward)
+
+    def _rms(self, tf, x, axes, eps, params, shape):
+        y = x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=axes, keepdims=True) + tf.cast(eps, x.dtype))
+        return y * tf.reshape(params["gamma"], shape) if "gamma" in params else y
+
+    def run_rms_norm(self, case):
+        tf = _tf()
+        self._no_defaults(case)
+        axes, eps, shape = self._axes(case), float(case.attr("epsilon")), list(case.param_broadcast_shape)
+        self.note(f"RMS norm written by hand: x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), {axes}, "
+                  "keepdims=True) + eps) * gamma, in the input dtype")
+        return self._run_stateless(case, lambda x, params: self._rms(tf, x, axes, eps, params, shape))
+
+    def run_group_norm(self, case):
+        tf = _tf()
+        self._no_defaults(case)
+        channel, groups, eps = case.feature_axes[0], int(case.attr("groups")), float(case.attr("epsilon"))
+        shape = list(case.steps[0].inputs["x"].shape)
+        grouped = shape[:channel] + [groups, shape[channel] // groups] + shape[channel + 1:]
+        axes = [a for a in range(1, len(grouped)) if a != channel]
+        pshape = [1] * len(grouped)
+        pshape[channel:channel + 2] = [groups, shape[channel] // groups]
+        self.note(f"group norm written by hand (as tf_keras GroupNormalization): x reshaped to {grouped}, "
+                  f"tf.nn.moments over axes {axes}, tf.nn.batch_normalization, reshaped back")
+
+        def forward(x, params):
+            gamma, beta = self._affine(tf, params, pshape)
+            xg = tf.reshape(x, grouped)
+            mean, var = tf.nn.moments(xg, axes=axes, keepdims=True)
+            return tf.reshape(tf.nn.batch_normalization(xg, mean, var, beta, gamma, eps), shape)
+        return self._run_stateless(case, forward)
+
+    def run_instance_norm(self, case):
+        tf = _tf()
+        self._no_defaults(case, ("epsilon", "affine"))
+        tracked = case.attr("track_running_stats")
+        if tracked:
+            self._no_default_mode(case)
+            if any(s.mode.value == "training" for s in case.steps) and case.is_default("momentum"):
+                raise Unsupported(f"{HAND.format(op='instance_norm')} has no default momentum")
+        dtype, eps, axes = self._dtype(tf, case), float(case.attr("epsilon")), self._axes(case)
+        shape = list(case.broadcast_shape)
+        self.note(f"instance norm written by hand: tf.nn.moments(x, {axes}, keepdims=True) per sample and "
+                  "channel + tf.nn.batch_normalization")
+        outputs, trained = [], 0
+        with tf.device("/CPU:0"):
+            params = self._params(tf, case, dtype, ("gamma", "beta"))
+            moving_mean = tf.reshape(tf.constant(case.state["moving_mean"], dtype=dtype), shape)
+            moving_var = tf.reshape(tf.constant(case.state["moving_variance"], dtype=dtype), shape)
+            for step in case.steps:
+                x = tf.constant(step.inputs["x"], dtype=dtype)
+                batch = step.mode.value == "training" or not tracked
+                stats = {}
+
+                def forward():
+                    gamma, beta = self._affine(tf, params, shape)
+                    if batch:
+                        mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+                        stats.update(mean=mean, var=var)
+                        return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
+                    return tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, eps)
+
+                y, grads = tape_gradients(self, tf, step, forward, x, params)
+                out = {"y": y, **grads}
+                if tracked and step.mode.value == "training":
+                    trained += 1
+                    self.note("moving statistics: the per-instance statistics averaged over the batch")
+                    moving_mean = self._moving_update(
+                        case, moving_mean, tf.reduce_mean(stats["mean"], axis=0, keepdims=True), trained)
+                    moving_var = self._moving_update(
+                        case, moving_var, tf.reduce_mean(stats["var"], axis=0, keepdims=True), trained)
+                elif tracked:
+                    self.note("inference: tf.nn.batch_normalization with the moving statistics")
+                if tracked:
+                    out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
+                outputs.append(to_numpy(out, case))
         return outputs

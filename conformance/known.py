@@ -4,7 +4,7 @@ Declarations live beside the cases, in ``cases/known-divergences/*.yaml`` (one
 file per framework, as array-api-tests keeps its ``xfails.txt``). Each file is
 a YAML list::
 
-    - case: batch_norm/layout/nchw-*          # case id; shell-style glob allowed
+    - case: batch_norm/layout/nchw-*          # case id, or a list of them; shell-style globs allowed
       adapter: torch.nn                       # adapter name; glob allowed ("torch.*")
       outputs: [moving_variance]              # optional: the outputs that may differ
       diagnosis: [unbiased-moving-variance]   # optional: the variants the diagnosis must name
@@ -14,9 +14,13 @@ a YAML list::
       link: https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
 
 :func:`apply` turns a covered ``diverge`` (or ``error``, with ``expect: error``)
-into ``expected-divergence`` and a covered ``pass`` into ``xpass``; it is
-idempotent, so stored results can be re-judged against edited declarations.
-:func:`stale` lists declarations that match no result of an adapter that ran.
+into ``expected-divergence``, trying every declaration that covers the result;
+it is idempotent, so stored results can be re-judged against edited
+declarations. A ``pass`` reads ``xpass`` when a declaration names its case
+*exactly*: a glob declares a cause (where these cases diverge, it is because
+of this), not that each of them diverges. :func:`stale` lists declarations
+that cover no result of an adapter that ran, and globs that cover no
+divergence.
 ``outputs`` entries match an output key with or without its ``stepN.`` prefix;
 a divergence in an output the declaration does not name stays a ``diverge``.
 With ``diagnosis``, a divergence is covered only when one of its diagnosis
@@ -48,7 +52,8 @@ SCHEMA = {
         "additionalProperties": False,
         "required": ["case", "adapter", "reason"],
         "properties": {
-            "case": {"type": "string", "minLength": 1},
+            "case": {"oneOf": [{"type": "string", "minLength": 1},
+                               {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]},
             "adapter": {"type": "string", "minLength": 1},
             "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "diagnosis": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -64,7 +69,7 @@ _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 @dataclass(frozen=True)
 class Declaration:
-    case: str
+    case: tuple[str, ...]  # case-id patterns
     adapter: str
     reason: str
     file: str
@@ -80,7 +85,14 @@ class Declaration:
         return f"{self.file}:{self.line}" if self.line else self.file
 
     def covers(self, case: str, adapter: str) -> bool:
-        return fnmatch.fnmatchcase(case, self.case) and fnmatch.fnmatchcase(adapter, self.adapter)
+        return fnmatch.fnmatchcase(adapter, self.adapter) and any(fnmatch.fnmatchcase(case, p) for p in self.case)
+
+    def names_exactly(self, case: str) -> bool:
+        return case in self.case
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in p for p in self.case for c in "*?[")
 
     def applies_to(self, info: dict) -> bool:
         """True when the adapter's framework (``info`` from RunRecord.adapters) meets ``when``."""
@@ -164,43 +176,46 @@ def _parse(doc: Document) -> tuple[list[Declaration], list[CaseError]]:
             except InvalidRequirement as exc:
                 errors.append(doc.error((i, "when"), f"not a version bound like 'torch>=2.0' ({exc})"))
                 continue
-        out.append(Declaration(case=entry["case"], adapter=entry["adapter"], reason=entry["reason"],
+        cases = entry["case"] if isinstance(entry["case"], list) else [entry["case"]]
+        out.append(Declaration(case=tuple(cases), adapter=entry["adapter"], reason=entry["reason"],
                                file=doc.file, line=doc.line((i,)), outputs=tuple(entry.get("outputs", ())),
                                diagnosis=tuple(entry.get("diagnosis", ())),
                                when=when, expect=entry.get("expect", "diverge"), link=entry.get("link", "")))
     return out, errors
 
 
-def _judge(result: Result, decl: Declaration | None) -> None:
-    outcome = result.outcome
-    result.status, result.declared = outcome, None
-    if decl is None:
-        return
-    if outcome == "pass":
-        result.status = "xpass"
-    elif outcome == decl.expect == "error":
-        result.status = "expected-divergence"
-    elif outcome == decl.expect == "diverge":
-        extra = [k for k, o in result.outputs.items() if o.get("status") == "diverge" and not decl.names(k)]
-        if extra or not decl.explained_by(result.diagnosis):
-            what = (f"covers {', '.join(decl.outputs)} only, not {', '.join(extra)}" if extra else
-                    f"expects the diagnosis {' + '.join(decl.diagnosis)}")
-            note = f"a known-divergence declaration ({decl.where}) {what}"
-            if note not in result.notes:
-                result.notes.append(note)
-            return
-        result.status = "expected-divergence"
-    else:
-        return
-    result.declared = decl.to_json()
+def _refusal(result: Result, decl: Declaration) -> str | None:
+    """Why ``decl`` does not cover this divergence (None when it does)."""
+    extra = [k for k, o in result.outputs.items() if o.get("status") == "diverge" and not decl.names(k)]
+    if extra:
+        return f"covers {', '.join(decl.outputs)} only, not {', '.join(extra)}"
+    if not decl.explained_by(result.diagnosis):
+        return f"expects the diagnosis {' + '.join(decl.diagnosis)}"
+    return None
 
 
 def judge(result: Result, declarations: list[Declaration], info: dict) -> None:
     """Re-judge one result; ``info`` is its adapter's entry in RunRecord.adapters (framework, version)."""
-    if result.outcome in ("pass", "diverge", "error"):
-        found = [d for d in declarations if d.covers(result.case, result.adapter) and d.applies_to(info)]
-        # A declaration of what happened (a divergence, an error) beats one of something else.
-        _judge(result, next((d for d in found if d.expect == result.outcome), found[0] if found else None))
+    outcome = result.outcome
+    if outcome not in ("pass", "diverge", "error"):
+        return
+    result.status, result.declared = outcome, None
+    found = [d for d in declarations if d.covers(result.case, result.adapter) and d.applies_to(info)]
+    if outcome == "pass":
+        exact = next((d for d in found if d.names_exactly(result.case)), None)
+        if exact:
+            result.status, result.declared = "xpass", exact.to_json()
+        return
+    refusals = []
+    for decl in (d for d in found if d.expect == outcome):
+        why = _refusal(result, decl) if outcome == "diverge" else None
+        if why is None:
+            result.status, result.declared = "expected-divergence", decl.to_json()
+            return
+        refusals.append(f"a known-divergence declaration ({decl.where}) {why}")
+    for note in refusals[:1]:
+        if note not in result.notes:
+            result.notes.append(note)
 
 
 def apply(record: RunRecord, declarations: list[Declaration]) -> None:
@@ -218,10 +233,13 @@ def stale(record: RunRecord, declarations: list[Declaration]) -> list[str]:
         if not adapters or not all(decl.applies_to(record.adapters[a]) for a in adapters):
             continue  # its adapter did not run here, or the version bound excludes this run
         covered = [r for r in record.results if r.adapter in adapters and decl.covers(r.case, r.adapter)]
+        what = f"{', '.join(decl.case)} on {decl.adapter}"
         if not covered:
-            warnings.append(f"{decl.where}: stale declaration: no case matches {decl.case!r} on {decl.adapter!r}")
+            warnings.append(f"{decl.where}: stale declaration: no case matches {what}")
         elif all(r.status in ("unsupported", "skipped") for r in covered):
-            warnings.append(f"{decl.where}: stale declaration: {decl.case!r} on {decl.adapter!r} is never run "
-                            "(unsupported)")
+            warnings.append(f"{decl.where}: stale declaration: {what} is never run (unsupported)")
+        elif decl.is_glob and not any(r.declared and r.declared.get("line") == decl.line
+                                      and r.declared.get("file") == decl.file for r in covered):
+            warnings.append(f"{decl.where}: stale declaration: {what} covers no divergence")
     return warnings
 

@@ -16,7 +16,7 @@ DECLS = """
   when: "torch>=2.0"
   reason: unbiased running variance
   link: https://example.org/doc
-- case: bn/raises
+- case: [bn/raises, bn/exactly]
   adapter: torch.nn
   expect: error
   reason: batch of one raises
@@ -46,25 +46,33 @@ def _record(results, version="2.13.0"):
 
 def test_declared_divergence_pass_and_extra_output(declarations):
     rec = _record([_result("bn/a", "diverge", ("step2.moving_variance",)), _result("bn/b", "pass", ()),
-                   _result("bn/c", "diverge", ("moving_variance", "y")), _result("bn/raises", "error", ())])
+                   _result("bn/c", "diverge", ("moving_variance", "y")), _result("bn/raises", "error", ()),
+                   _result("bn/exactly", "pass", ())])
     known.apply(rec, declarations)
     status = {r.case: r.status for r in rec.results}
-    assert status == {"bn/a": "expected-divergence", "bn/b": "xpass", "bn/c": "diverge",
-                      "bn/raises": "expected-divergence"}
+    assert status == {"bn/a": "expected-divergence", "bn/b": "pass", "bn/c": "diverge",
+                      "bn/raises": "expected-divergence", "bn/exactly": "xpass"}, \
+        "a glob declares a cause (bn/b passing is fine); a case named exactly that passes is an xpass"
     assert rec.results[0].declared["link"] == "https://example.org/doc"
     assert "covers moving_variance only, not y" in rec.results[2].notes[0]
     known.apply(rec, declarations)  # idempotent: re-judging stored results changes nothing
     assert {r.case: r.status for r in rec.results} == status
     known.apply(rec, [])
-    assert [r.status for r in rec.results] == ["diverge", "pass", "diverge", "error"]
+    assert [r.status for r in rec.results] == ["diverge", "pass", "diverge", "error", "pass"]
 
 
 def test_version_bound_and_stale_entries(declarations):
     old = _record([_result("bn/a", "diverge")], version="1.13.1")
     known.apply(old, declarations)
     assert old.results[0].status == "diverge", "torch>=2.0 does not cover torch 1.13"
-    warnings = known.stale(_record([_result("bn/a", "diverge"), _result("bn/raises", "error", ())]), declarations)
+    rec = _record([_result("bn/a", "diverge"), _result("bn/raises", "error", ())])
+    known.apply(rec, declarations)
+    warnings = known.stale(rec, declarations)
     assert len(warnings) == 1 and "bn/renamed-long-ago" in warnings[0] and "torch.yaml:12" in warnings[0]
+    passing = _record([_result("bn/a", "pass", ()), _result("bn/raises", "error", ())])
+    known.apply(passing, declarations)
+    assert any("torch.yaml:2: stale declaration: bn/* on torch.* covers no divergence" in w
+               for w in known.stale(passing, declarations))
 
 
 @pytest.mark.parametrize("text, message", [

@@ -254,3 +254,242 @@ def test_fused_true_layout_rules_of_the_layer():
     layer = tf_keras.layers.BatchNormalization(axis=3, fused=True)
     layer.build((2, 3, 4, 5, 6))  # 5-D with axis 3: accepted, then not fused
     assert layer.fused is False
+
+
+# -- tf_keras: knobs and gradients of BatchNormalization ---------------------------------
+
+# By hand: a frozen layer called with training=True runs inference: y = 2 (x - 1) / sqrt(4) = [2, 4];
+# xhat = [1, 2]; dx = dy * gamma / sqrt(4) = dy; dgamma = sum(dy * xhat) = 1 - 4 = -3; dbeta = sum(dy) = -1.
+FROZEN = """
+id: frozen
+op: batch_norm
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 0.0, trainable: false}
+params: {gamma: [2.0]}
+state: {moving_mean: [1.0], moving_variance: [4.0]}
+mode: training
+inputs: {x: [[3.0], [5.0]], dy: [[1.0], [-2.0]]}
+expected:
+  y: [[2.0], [4.0]]
+  moving_mean: [1.0]
+  moving_variance: [4.0]
+  dx: [[1.0], [-2.0]]
+  dgamma: [-3.0]
+  dbeta: [-1.0]
+"""
+
+
+@pytest.mark.parametrize("adapter_fixture", ["keras", "fused"])
+def test_frozen_layer_runs_training_as_inference_with_gradients(adapter_fixture, request):
+    adapter = request.getfixturevalue(adapter_fixture)
+    r = judge(adapter, FROZEN)
+    assert r.status == "pass", r.message
+    assert "layer.trainable = False" in " ".join(r.notes)
+    # Without the knob the layer trains (batch statistics): the same expectations diverge.
+    assert judge(adapter, FROZEN.replace(", trainable: false", ", momentum: 0.5")).status == "diverge"
+
+
+def test_cumulative_and_untracked_are_unsupported(keras, fused):
+    for adapter in (keras, fused):
+        r = judge(adapter, BESSEL.replace("momentum: 0.5", "momentum: cumulative"))
+        assert r.status == "unsupported" and "no cumulative moving average" in r.message
+        r = judge(adapter, BESSEL.replace("momentum: 0.5", "track_running_stats: false").replace(
+            "expected: reference", "expected: {y: reference}"))
+        assert r.status == "unsupported" and "no track_running_stats switch" in r.message
+
+
+GRADIENT = """
+id: grad
+op: batch_norm
+dtype: float32
+attributes: {{reduction_axes: {axes}, epsilon: 0.001, momentum: 0.9}}
+params: {{gamma: {{generate: uniform, shape: {fshape}, seed: 4, low: 0.5, high: 2.0}},
+          beta: {{generate: normal, shape: {fshape}, seed: 5}}}}
+mode: {mode}
+inputs:
+  x: {{generate: normal, shape: [3, 4, 2, 5], seed: 1, loc: 1.0}}
+  dy: {{generate: normal, shape: [3, 4, 2, 5], seed: 2}}
+expected: {{y: reference, dx: reference, dgamma: reference, dbeta: reference}}
+"""
+
+
+@pytest.mark.parametrize("adapter_fixture", ["keras", "fused"])
+@pytest.mark.parametrize("axes,mode", [((0, 1, 2), "training"), ((0, 2), "training"), ((0, 2, 3), "inference")])
+def test_batch_norm_gradients(adapter_fixture, request, axes, mode):
+    adapter = request.getfixturevalue(adapter_fixture)
+    fshape = [s for i, s in enumerate([3, 4, 2, 5]) if i not in axes]
+    c = one(GRADIENT.format(axes=list(axes), fshape=fshape, mode=mode))
+    r = evaluate(c, adapter)
+    assert r.status == "pass", r.message
+    (out,) = adapter.run(c)
+    assert out["dgamma"].values.shape == tuple(fshape) and out["dx"].values.shape == (3, 4, 2, 5)
+    assert "tf.GradientTape" in " ".join(adapter.notes)
+
+
+# -- tf_keras: LayerNormalization, GroupNormalization (and instance norm through it) ------
+
+LAYER = """
+id: ln
+op: layer_norm
+dtype: {dtype}
+attributes: {{reduction_axes: {axes}, epsilon: {eps}}}
+params: {{gamma: {{generate: uniform, shape: {pshape}, seed: 4, low: 0.5, high: 2.0}},
+          beta: {{generate: normal, shape: {pshape}, seed: 5}}}}
+inputs:
+  x: {{generate: normal, shape: [3, 4, 5], seed: 1, loc: 1.0}}
+  dy: {{generate: normal, shape: [3, 4, 5], seed: 2}}
+expected: reference
+"""
+
+
+@pytest.mark.parametrize("axes,eps,fused_path", [
+    ([2], "0.001", True),          # float32, trailing axes, epsilon >= 1.001e-5: the layer fuses
+    ([1, 2], "0.01", True),
+    ([2], "1.0e-5", False),        # below tf_keras's 1.001e-5 floor: tf.nn.moments path
+    ([1], "0.001", False),         # not trailing
+])
+def test_layer_norm(keras, axes, eps, fused_path):
+    pshape = [[3, 4, 5][a] for a in axes]
+    r = judge(keras, LAYER.format(dtype="float32", axes=axes, eps=eps, pshape=pshape))
+    assert r.status == "pass", r.message
+    assert set(r.outputs) == {"y", "dx", "dgamma", "dbeta"}
+    assert ("chose its fused path" in " ".join(r.notes)) is fused_path
+
+
+def test_layer_norm_float64_and_wrong_expectation(keras):
+    r = judge(keras, LAYER.format(dtype="float64", axes=[2], eps="0.001", pshape=[5]))
+    assert r.status == "pass", r.message
+    assert r.outputs["y"]["max_abs_error"] < 1e-12
+    # Expecting another epsilon must fail.
+    text = LAYER.format(dtype="float64", axes=[2], eps="{framework_default: 0.1}", pshape=[5])
+    r = judge(keras, text)
+    assert r.status == "diverge"
+    assert any("epsilon-1e-3" in m["variants"] for m in r.diagnosis["matches"])
+
+
+def test_layer_norm_unsupported_forms(keras):
+    r = judge(keras, LAYER.format(dtype="float32", axes=[1, 2], eps="0.001", pshape=[5]).replace(
+        "epsilon: 0.001", "epsilon: 0.001, param_axes: [2]"))
+    assert r.status == "unsupported" and "param_axes [2] cannot be expressed" in r.message
+    r = judge(keras, """
+id: rms-scaling
+op: layer_norm
+attributes: {reduction_axes: -1, rms_scaling: true}
+inputs: {x: [[3.0, 4.0]]}
+expected: reference
+""")
+    assert r.status == "unsupported" and "no rms_scaling" in r.message
+    r = judge(keras, """
+id: rms
+op: rms_norm
+attributes: {reduction_axes: -1}
+inputs: {x: [[3.0, 4.0]]}
+expected: reference
+""")
+    assert r.status == "unsupported" and "no RMSNormalization" in r.message
+    assert not hasattr(tf_keras.layers, "RMSNormalization")
+
+
+def test_group_norm_contiguous_groups_with_gradients(keras):
+    # Channels [0, 2, 10, 14] in two groups of consecutive channels: y = [-1, 1, -1, 1] (epsilon 0).
+    text = """
+id: gn
+op: group_norm
+dtype: float32
+attributes: {feature_axes: 1, groups: 2, epsilon: 0.0}
+inputs: {x: [[[0.0], [2.0], [10.0], [14.0]]]}
+expected: {y: [[[-1.0], [1.0], [-1.0], [1.0]]]}
+"""
+    r = judge(keras, text)
+    assert r.status == "pass", r.message
+    assert "GroupNormalization(groups=2, axis=1" in " ".join(r.notes)
+    strided = text.replace("[[[-1.0], [1.0], [-1.0], [1.0]]]", "[[[-1.0], [-1.0], [1.0], [1.0]]]")
+    assert judge(keras, strided).status == "diverge"
+    r = judge(keras, """
+id: gn-grad
+op: group_norm
+dtype: float64
+attributes: {feature_axes: -1, groups: 2, epsilon: 0.001}
+params: {gamma: [1.5, -0.5, 1.0, 2.0], beta: [0.0, 1.0, -1.0, 0.5]}
+inputs: {x: {generate: normal, shape: [2, 3, 4], seed: 7}, dy: {generate: normal, shape: [2, 3, 4], seed: 8}}
+expected: reference
+""")
+    assert r.status == "pass", r.message
+    assert r.outputs["dgamma"]["max_abs_error"] < 1e-10
+
+
+INSTANCE = """
+id: in
+op: instance_norm
+dtype: float32
+attributes: {{feature_axes: 1, epsilon: {eps}, affine: {affine}}}
+{params}
+mode: training
+inputs:
+  x: {{generate: normal, shape: [2, 3, 6], seed: 3, scale: 0.05}}
+  dy: {{generate: normal, shape: [2, 3, 6], seed: 4}}
+expected: reference
+"""
+
+
+def test_instance_norm_as_group_normalization(keras):
+    params = "params: {gamma: [1.5, -0.5, 2.0], beta: [0.0, 1.0, 0.5]}"
+    r = judge(keras, INSTANCE.format(eps="1.0e-5", affine="true", params=params))
+    assert r.status == "pass", r.message
+    assert "GroupNormalization(groups=-1, axis=1" in " ".join(r.notes)
+    # affine left to the framework (false assumed): Keras's center/scale with gamma 1, beta 0.
+    r = judge(keras, INSTANCE.format(eps="1.0e-5", affine="{framework_default: false}", params=""))
+    assert r.status == "pass", r.message
+    assert "affine left to the default" in " ".join(r.notes)
+    # epsilon left to the framework (torch's 1e-5 assumed): Keras uses 1e-3; variance ~2.5e-3 shows it.
+    r = judge(keras, INSTANCE.format(eps="{framework_default: 1.0e-5}", affine="false", params=""))
+    assert r.status == "diverge"
+    assert any(m["variants"] == ["epsilon-1e-3"] for m in r.diagnosis["matches"])
+
+
+def test_tracked_instance_norm_is_unsupported(keras):
+    r = judge(keras, """
+id: tracked
+op: instance_norm
+attributes: {feature_axes: 1, track_running_stats: true}
+mode: training
+inputs: {x: {generate: normal, shape: [2, 3, 4], seed: 1}}
+expected: reference
+""")
+    assert r.status == "unsupported" and "GroupNormalization(groups=-1) keeps none" in r.message
+
+
+@pytest.mark.parametrize("op,attrs", [("layer_norm", "reduction_axes: -1"),
+                                      ("group_norm", "feature_axes: 1, groups: 1"),
+                                      ("rms_norm", "reduction_axes: -1")])
+def test_fused_row_is_batch_norm_only(fused, op, attrs):
+    r = judge(fused, f"""
+id: only-bn
+op: {op}
+attributes: {{{attrs}}}
+inputs: {{x: {{generate: normal, shape: [2, 3, 4], seed: 1}}}}
+expected: reference
+""")
+    assert r.status == "unsupported" and r.message.startswith("tf_keras.fused is BatchNormalization(fused=True)")
+
+
+HALF_MEAN_100 = """
+id: half
+op: {op}
+dtype: {dtype}
+attributes: {{{attrs}, epsilon: 1.0e-5}}
+inputs: {{x: {{generate: normal, shape: [2, 4, 16], seed: 353, loc: 100.0}}}}
+expected: reference
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_layer_vs_group_normalization(keras, dtype):
+    # Mean 100, std 1, default tolerance: mixed_<dtype> LayerNormalization computes its statistics in
+    # float32 and passes; GroupNormalization computes in the half type and misses by whole rounding steps.
+    r = judge(keras, HALF_MEAN_100.format(op="layer_norm", dtype=dtype, attrs="reduction_axes: [1, 2]"))
+    assert r.status == "pass", r.message
+    assert f"dtype='mixed_{dtype}'" in " ".join(r.notes)
+    r = judge(keras, HALF_MEAN_100.format(op="group_norm", dtype=dtype, attrs="feature_axes: 1, groups: 1"))
+    assert r.status == "diverge" and r.outputs["y"]["actual_dtype"] == dtype
+    assert r.outputs["y"]["max_abs_error"] > 0.01
