@@ -191,6 +191,189 @@ dtype: float32
 attributes: {feature_axes: 0}
 inputs: {x: [1.0, 2.0, 3.0]}
 expected: reference
+---
+id: moments/bfloat16-scalar
+op: moments
+source: test
+dtype: bfloat16
+attributes: {reduction_axes: [0, 1]}
+inputs: {x: {generate: arange, shape: [2, 3]}}
+expected: reference
+---
+id: bn/frozen-layer-trains-as-inference
+op: batch_norm
+source: "by hand: (x - 1) / sqrt(4) for x = [3, 5] gives [1, 2] (epsilon 0); the state is unchanged"
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 0.0, trainable: false}
+state: {moving_mean: [1.0], moving_variance: [4.0]}
+mode: training
+inputs: {x: [[3.0], [5.0]]}
+expected: {y: [[1.0], [2.0]], moving_mean: [1.0], moving_variance: [4.0]}
+---
+id: bn/cumulative-momentum
+op: batch_norm
+source: "by hand: batches [0, 2] then [4, 8]: cumulative mean 1 then 3.5"
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 0.0, momentum: cumulative}
+steps:
+  - mode: training
+    inputs: {x: [[0.0], [2.0]]}
+    expected: {moving_mean: [1.0]}
+  - mode: training
+    inputs: {x: [[4.0], [8.0]]}
+    expected: {moving_mean: [3.5]}
+---
+id: bn/untracked
+op: batch_norm
+source: "by hand: batch [0, 2] has mean 1, variance 1 -> [-1, 1] (epsilon 0)"
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 0.0, track_running_stats: false}
+mode: inference
+inputs: {x: [[0.0], [2.0]]}
+expected: {y: [[-1.0], [1.0]]}
+---
+id: bn/gradient-training-then-inference
+op: batch_norm
+source: float64 reference (analytic gradients)
+dtype: float32
+attributes: {feature_axes: 1, momentum: 0.9}
+params: {gamma: [1.5, -0.5, 1.0], beta: [0.0, 1.0, -1.0]}
+state: {moving_mean: [0.5, -1.0, 0.0], moving_variance: [2.0, 0.25, 1.0]}
+steps:
+  - mode: training
+    inputs: {x: {generate: normal, shape: [4, 3, 2], seed: 61}, dy: {generate: normal, shape: [4, 3, 2], seed: 62}}
+    expected: reference
+  - mode: inference
+    inputs: {x: {generate: normal, shape: [4, 3, 2], seed: 63}, dy: {generate: normal, shape: [4, 3, 2], seed: 64}}
+    expected: reference
+---
+id: bn/gradient-frozen
+op: batch_norm
+source: "float64 reference: a frozen layer's training step is inference, dx = dy * gamma / sqrt(mv + epsilon)"
+dtype: float32
+attributes: {feature_axes: -1, trainable: false}
+params: {gamma: [2.0, -1.0], beta: [0.5, 0.0]}
+state: {moving_mean: [1.0, -1.0], moving_variance: [4.0, 0.5]}
+mode: training
+inputs: {x: {generate: normal, shape: [5, 2], seed: 65}, dy: {generate: normal, shape: [5, 2], seed: 66}}
+expected: reference
+---
+id: ln/two-trailing-axes-with-gradients
+op: layer_norm
+source: float64 reference
+dtype: float32
+attributes: {reduction_axes: [1, 2], epsilon: 1.0e-5}
+params: {gamma: {generate: normal, shape: [3, 4], seed: 1, loc: 1.0}, beta: {generate: normal, shape: [3, 4], seed: 2}}
+inputs: {x: {generate: normal, shape: [2, 3, 4], seed: 3, loc: 0.5}, dy: {generate: normal, shape: [2, 3, 4], seed: 4}}
+expected: reference
+---
+id: ln/first-axis
+op: layer_norm
+source: "by hand: column [1, 3] -> [-1, 1]; column [2, 6] -> [-1, 1] (epsilon 0); gamma [1, 3] spans axis 0"
+dtype: float32
+attributes: {reduction_axes: 0, epsilon: 0.0}
+params: {gamma: [1.0, 3.0]}
+inputs: {x: [[1.0, 2.0], [3.0, 6.0]]}
+expected: {y: [[-1.0, -1.0], [3.0, 3.0]]}
+---
+id: ln/rms-scaling
+op: layer_norm
+source: "by hand: mean(x^2) = 5, y = [1, 3] / sqrt(5) (epsilon 0)"
+dtype: float32
+attributes: {reduction_axes: -1, epsilon: 0.0, rms_scaling: true}
+inputs: {x: [[1.0, 3.0]]}
+expected: {y: [[0.44721359549995793, 1.3416407864998738]]}
+---
+id: ln/params-on-last-axis-only
+op: layer_norm
+source: float64 reference
+dtype: float32
+attributes: {reduction_axes: [1, 2], param_axes: -1}
+inputs: {x: {generate: normal, shape: [2, 3, 4], seed: 26}}
+expected: reference
+---
+id: ln/half-gradients
+op: layer_norm
+source: float64 reference
+dtype: float16
+attributes: {reduction_axes: -1}
+params: {gamma: [1.0, 2.0, -1.0, 0.5], beta: [0.0, 0.5, 1.0, -0.5]}
+inputs: {x: {generate: normal, shape: [3, 4], seed: 5}, dy: {generate: normal, shape: [3, 4], seed: 6}}
+expected: reference
+---
+id: rms/last-axis-with-gradients
+op: rms_norm
+source: float64 reference
+dtype: float32
+attributes: {reduction_axes: -1, epsilon: {framework_default: 1.0e-6}}
+params: {gamma: [1.0, 2.0, 0.5, -1.0, 3.0]}
+inputs: {x: {generate: normal, shape: [3, 5], seed: 7}, dy: {generate: normal, shape: [3, 5], seed: 8}}
+expected: reference
+---
+id: rms/first-axis-no-scale
+op: rms_norm
+source: "by hand: columns [1, 3] and [2, 6] divided by their RMS sqrt(5) and sqrt(20): [0.4472136, 1.3416408] each"
+dtype: float32
+attributes: {reduction_axes: 0, epsilon: 0.0, scale: false}
+inputs: {x: [[1.0, 2.0], [3.0, 6.0]]}
+expected: {y: [[0.4472135955, 0.4472135955], [1.3416407865, 1.3416407865]]}
+---
+id: gn/nchw-with-gradients
+op: group_norm
+source: float64 reference
+dtype: float32
+attributes: {feature_axes: 1, groups: 2, epsilon: 1.0e-5}
+params: {gamma: [1.0, 2.0, 0.5, -1.0], beta: [0.0, 1.0, -1.0, 0.5]}
+inputs:
+  x: {generate: normal, shape: [2, 4, 3, 2], seed: 9, loc: 1.0}
+  dy: {generate: normal, shape: [2, 4, 3, 2], seed: 10}
+expected: reference
+---
+id: gn/nhwc-default-epsilon
+op: group_norm
+source: float64 reference
+dtype: float32
+attributes: {feature_axes: -1, groups: 3, epsilon: {framework_default: 1.0e-3}, center: false}
+params: {gamma: [1.0, 2.0, 0.5, -1.0, 3.0, 1.5]}
+inputs: {x: {generate: normal, shape: [2, 2, 2, 6], seed: 11}}
+expected: reference
+---
+id: in/hand
+op: instance_norm
+source: "by hand: channel [1, 3] -> [-1, 1]; channel [0, 4] -> [-1, 1] (epsilon 0)"
+dtype: float32
+attributes: {feature_axes: 1, epsilon: 0.0}
+mode: inference
+inputs: {x: [[[1.0, 3.0], [0.0, 4.0]]]}
+expected: {y: [[[-1.0, 1.0], [-1.0, 1.0]]]}
+---
+id: in/affine-default-channels-last
+op: instance_norm
+source: float64 reference
+dtype: float32
+attributes: {feature_axes: -1, epsilon: 1.0e-3, affine: {framework_default: false}}
+mode: training
+inputs: {x: {generate: normal, shape: [2, 5, 3], seed: 12}}
+expected: reference
+---
+id: in/affine-with-gradients
+op: instance_norm
+source: float64 reference
+dtype: float32
+attributes: {feature_axes: 1, epsilon: 1.0e-5, affine: true}
+params: {gamma: [1.5, -0.5], beta: [0.25, 1.0]}
+mode: training
+inputs: {x: {generate: normal, shape: [3, 2, 4], seed: 13}, dy: {generate: normal, shape: [3, 2, 4], seed: 14}}
+expected: reference
+---
+id: in/tracked
+op: instance_norm
+source: float64 reference
+dtype: float32
+attributes: {feature_axes: 1, track_running_stats: true}
+mode: training
+inputs: {x: {generate: normal, shape: [2, 2, 3], seed: 15}}
+expected: reference
 """
 
 SCRIPT = textwrap.dedent("""
@@ -416,6 +599,19 @@ def test_moments(run, backend):
         assert res["status"] == "pass", res["message"]
 
 
+def test_moments_bfloat16_scalar_is_read(run, backend):
+    res = result(run, "moments/bfloat16-scalar")
+    assert res["outputs"]["mean"]["actual_shape"] == []
+    assert res["outputs"]["mean"]["actual_dtype"] == "bfloat16"
+    assert head(res, "mean") == [2.5]
+    if backend == "tensorflow":
+        # keras.ops.convert_to_numpy (np.array) raises on a 0-d bfloat16 EagerTensor
+        assert res["status"] == "pass", res["message"]
+        assert any("tensor.numpy()" in n for n in res["notes"])
+    else:
+        assert not any("tensor.numpy()" in n for n in res["notes"])
+
+
 def test_moments_with_no_reduction_axis(run, backend):
     res = result(run, "moments/no-reduction-axis")
     if backend == "torch":
@@ -435,3 +631,179 @@ def test_framework_exception_becomes_error(run):
     assert res["status"] == "error"
     assert res["message"].startswith("ValueError:")
     assert "incompatible" in res["message"]
+
+
+# -- batch_norm knobs -------------------------------------------------------------------------
+
+
+def test_frozen_layer_trains_as_inference(run):
+    res = result(run, "bn/frozen-layer-trains-as-inference")
+    assert res["status"] == "pass", res["message"]
+    assert any("layer.trainable = False" in n for n in res["notes"])
+    assert head(res, "y") == pytest.approx([1.0, 2.0])
+    assert head(res, "moving_variance") == pytest.approx([4.0])
+
+
+def test_knobs_keras_has_not_are_unsupported(run):
+    res = result(run, "bn/cumulative-momentum")
+    assert res["status"] == "unsupported"
+    assert "no cumulative moving average" in res["message"]
+    res = result(run, "bn/untracked")
+    assert res["status"] == "unsupported"
+    assert "track_running_stats" in res["message"]
+
+
+# -- gradients ---------------------------------------------------------------------------------
+
+GRADIENT_CASES = ("bn/gradient-training-then-inference", "bn/gradient-frozen", "ln/two-trailing-axes-with-gradients",
+                  "rms/last-axis-with-gradients", "gn/nchw-with-gradients", "in/affine-with-gradients")
+AUTODIFF = {"tensorflow": "tf.GradientTape", "jax": "jax.vjp of layer.stateless_call", "torch": "y.backward(dy)"}
+
+
+@pytest.mark.parametrize("cid", GRADIENT_CASES)
+def test_gradients_with_the_backends_autodiff(run, backend, cid):
+    res = result(run, cid)
+    if backend == "numpy":
+        assert res["status"] == "unsupported"
+        assert "numpy backend has no automatic differentiation" in res["message"]
+        return
+    assert res["status"] == "pass", res["message"]
+    assert any(AUTODIFF[backend] in n for n in res["notes"]), res["notes"]
+    grads = {k.split(".")[-1] for k in res["outputs"] if k.split(".")[-1].startswith("d")}
+    assert "dx" in grads and "dgamma" in grads
+    for key, out in res["outputs"].items():
+        if key.split(".")[-1].startswith("d"):
+            assert out["max_abs_error"] < 1e-5, (key, out)
+
+
+def test_training_step_with_gradients_still_updates_the_moving_statistics(run, backend):
+    if backend == "numpy":
+        pytest.skip("no autodiff on the numpy backend")
+    res = result(run, "bn/gradient-training-then-inference")
+    assert res["outputs"]["step1.moving_mean"]["status"] == "pass"
+    # the inference step normalizes with the statistics the training step left
+    assert res["outputs"]["step2.moving_mean"]["actual_head"] == res["outputs"]["step1.moving_mean"]["actual_head"]
+    assert res["outputs"]["step1.moving_mean"]["actual_head"] != pytest.approx([0.45, -0.9, 0.0])  # moved
+
+
+def test_frozen_layer_gamma_still_has_a_gradient(run, backend):
+    if backend == "numpy":
+        pytest.skip("no autodiff on the numpy backend")
+    res = result(run, "bn/gradient-frozen")
+    assert res["status"] == "pass", res["message"]
+    assert res["outputs"]["dgamma"]["actual_shape"] == [2]
+    assert any(v != 0 for v in head(res, "dgamma"))
+
+
+def test_half_precision_parameter_gradients_are_float32(run, backend):
+    # mixed_float16 keeps gamma and beta in float32, so their gradients are float32
+    res = result(run, "ln/half-gradients")
+    if backend == "numpy":
+        assert res["status"] == "unsupported"
+        return
+    assert res["status"] == "diverge"
+    assert res["outputs"]["dx"]["status"] == "pass"
+    assert res["outputs"]["dx"]["actual_dtype"] == "float16"
+    for name in ("dgamma", "dbeta"):
+        assert res["outputs"][name]["actual_dtype"] == "float32"
+        assert "dtype float32, expected float16" in res["outputs"][name]["message"]
+
+
+# -- layer_norm and rms_norm --------------------------------------------------------------------
+
+
+def test_layer_norm_over_two_trailing_axes(run, backend):
+    res = result(run, "ln/two-trailing-axes-with-gradients")
+    assert any("LayerNormalization(axis=[1, 2], epsilon=1e-05" in n for n in res["notes"]), res["notes"]
+    if backend == "numpy":  # the case asks for gradients
+        assert res["status"] == "unsupported"
+        return
+    assert res["status"] == "pass", res["message"]
+    assert res["outputs"]["dgamma"]["actual_shape"] == [3, 4]
+
+
+def test_layer_norm_non_trailing_axis(run, backend):
+    res = result(run, "ln/first-axis")
+    assert any("LayerNormalization(axis=0," in n for n in res["notes"])
+    if backend == "torch":
+        # the torch backend hands any consecutive axes to F.layer_norm, which normalizes
+        # the trailing ones: rows [1, 2] and [3, 6] -> [-1, 1] each, times gamma [1, 3]
+        assert res["status"] == "diverge"
+        assert head(res, "y") == pytest.approx([-1.0, 3.0, -1.0, 3.0], abs=1e-5)
+    else:
+        assert res["status"] == "pass", res["message"]
+        assert head(res, "y") == pytest.approx([-1.0, -1.0, 3.0, 3.0], abs=1e-5)
+
+
+def test_rms_scaling_divides_by_the_centred_variance(run):
+    res = result(run, "ln/rms-scaling")
+    assert any("rms_scaling=True" in n and "deprecated" in n for n in res["notes"])
+    assert res["status"] == "diverge"
+    assert head(res, "y") == pytest.approx([1.0, 3.0])  # [1, 3] / sqrt(var [1, 3] = 1)
+    variants = [m["variants"] for m in res["diagnosis"]["matches"]]
+    assert ["rms-centered-variance"] in variants
+
+
+def test_layer_norm_params_on_other_axes_are_unsupported(run):
+    res = result(run, "ln/params-on-last-axis-only")
+    assert res["status"] == "unsupported"
+    assert "param_axes [2] != normalized axes [1, 2]" in res["message"]
+
+
+def test_rms_norm(run, backend):
+    res = result(run, "rms/last-axis-with-gradients")
+    assert any(n.startswith("RMSNormalization(axis=-1)") for n in res["notes"]), res["notes"]  # epsilon not passed
+    assert res["status"] == ("unsupported" if backend == "numpy" else "pass"), res["message"]
+    res = result(run, "rms/first-axis-no-scale")
+    assert any("left at its initial ones" in n for n in res["notes"])
+    if backend == "torch":
+        # F.rms_norm(x, (2,)) normalizes the rows: [1, 2] / sqrt(2.5)
+        assert res["status"] == "diverge"
+        assert head(res, "y") == pytest.approx([0.6324555, 1.2649111] * 2, rel=1e-6)
+    else:
+        assert res["status"] == "pass", res["message"]
+
+
+# -- group_norm and instance_norm ---------------------------------------------------------------
+
+
+def test_group_norm(run, backend):
+    res = result(run, "gn/nchw-with-gradients")
+    assert any("GroupNormalization(groups=2, axis=1, epsilon=1e-05" in n for n in res["notes"]), res["notes"]
+    assert res["status"] == ("unsupported" if backend == "numpy" else "pass"), res["message"]
+    res = result(run, "gn/nhwc-default-epsilon")
+    assert res["status"] == "pass", res["message"]
+    assert any("GroupNormalization(groups=3, axis=-1, center=False, scale=True)" in n for n in res["notes"])
+
+
+def test_instance_norm_is_group_norm_with_one_channel_per_group(run):
+    res = result(run, "in/hand")
+    assert res["status"] == "pass", res["message"]
+    layer = "GroupNormalization(groups=-1, axis=1, epsilon=0.0, center=False, scale=False)"
+    assert any(layer in n for n in res["notes"]), res["notes"]
+    assert head(res, "y") == pytest.approx([-1.0, 1.0, -1.0, 1.0], abs=1e-6)
+    res = result(run, "in/affine-default-channels-last")
+    assert res["status"] == "pass", res["message"]
+    assert any("center and scale default to True" in n for n in res["notes"])
+
+
+def test_tracked_instance_norm_is_unsupported(run):
+    res = result(run, "in/tracked")
+    assert res["status"] == "unsupported"
+    assert "GroupNormalization(groups=-1) keeps none" in res["message"]
+
+
+# -- the known-divergence declarations ------------------------------------------------------------
+
+
+def test_known_divergences_file_is_valid_and_cites_its_sources():
+    import fnmatch
+
+    from conformance import known
+
+    decls = known.load([ROOT / "cases" / "known-divergences" / "keras.yaml"])
+    assert decls
+    for d in decls:
+        assert d.reason and d.link.startswith("https://"), d
+        assert any(fnmatch.fnmatchcase(name, d.adapter) for name in
+                   ("keras-tensorflow", "keras-jax", "keras-torch", "keras-numpy")), d.adapter
