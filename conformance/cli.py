@@ -133,11 +133,17 @@ def _declarations(args, case_paths) -> list:
     return known.load(args.known if args.known else known.default_paths(case_paths))
 
 
-def _judge_known(record, declarations, out) -> None:
+def known_dirs(case_paths):
+    from . import known
+
+    return known.default_paths(case_paths)
+
+
+def _judge_known(record, declarations, out, check_stale: bool = True) -> None:
     from . import known
 
     known.apply(record, declarations)
-    for warning in known.stale(record, declarations):
+    for warning in known.stale(record, declarations) if check_stale else ():
         out.print(f"[yellow]warning:[/] {warning}")
     for r in record.results:
         if r.status == "xpass":
@@ -191,7 +197,10 @@ def cmd_run(args) -> int:
         record = runner.run(cases, adapters, jobs=args.jobs, timeout=args.timeout, run_id=args.run_id,
                             workers=workers, on_result=advance)
     out = _out()
-    _judge_known(record, declarations, out)
+    # Stale declarations can only be told on the whole corpus the declarations sit beside.
+    whole = not args.select and {Path(p).resolve() for p in args.paths} <= {
+        d.resolve().parent for d in (args.known or known_dirs(args.paths))}
+    _judge_known(record, declarations, out, check_stale=whole)
     if args.results:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         results_io.write(record, args.results)
