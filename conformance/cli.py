@@ -193,9 +193,19 @@ def cmd_run(args) -> int:
     from . import terminal
     from .report import write_reports
 
+    from . import known
+
+    def judged(advance):
+        """Progress shows each result as the declarations judge it (a known divergence is not news)."""
+        def on_result(result):
+            hello = next((w.hello for w in workers.values() if w.name == result.adapter), {})
+            known.judge(result, declarations, hello.get("environment", {}))
+            advance(result)
+        return on_result
+
     with terminal.progress(len(cases) * len(adapters)) as advance:
         record = runner.run(cases, adapters, jobs=args.jobs, timeout=args.timeout, run_id=args.run_id,
-                            workers=workers, on_result=advance)
+                            workers=workers, on_result=judged(advance))
     out = _out()
     # Stale declarations can only be told on the whole corpus the declarations sit beside.
     whole = not args.select and {Path(p).resolve() for p in args.paths} <= {

@@ -47,10 +47,11 @@ ROWS = (
     Row("default momentum (convention)", "batch_norm/seed-000/two-samples-one-feature",
         "0.99 of the old statistic",
         {"pytorch-defaults": "0.1 of the new statistic (0.9 of the old)", "momentum-0.9": "0.9 of the old statistic",
-         "momentum-inverted": "weight of the new statistic", "flax-defaults": "0.99 of the old statistic"}),
+         "momentum-inverted": "weight of the new statistic", "flax-defaults": "0.99 of the old statistic",
+         "momentum-0": "statistics replaced by the batch's (momentum 0)", "momentum-1": "never updated"}),
     Row("variance used to normalize", "batch_norm/hand/batch-statistics-biased", "biased (n)",
         {"unbiased-normalize-variance": "unbiased (n - 1)"}),
-    Row("variance in the moving update", "batch_norm/hand/momentum-three-steps-then-inference", "biased (n)",
+    Row("variance in the moving update", "batch_norm/layout/nchw-channels-first-train-train-infer", "biased (n)",
         {"unbiased-moving-variance": "unbiased (n - 1)"}),
     Row("axis meaning", "batch_norm/seed-002/nhwc-axis-minus-1-channels", "kept axes as given", read=_axis_note),
     Row("batch of one in training", "batch_norm/hand/batch-size-one-training", "normalizes to beta (variance 0)"),
@@ -90,8 +91,9 @@ def cell(row: Row, result: Result | None) -> str:
             return named[0]
         if match["variants"] and not row.variants:
             return match["description"]
-    if result.diagnosis and result.diagnosis.get("matches"):
-        return f"{row.canonical} (differs elsewhere)"
+    matches = (result.diagnosis or {}).get("matches")
+    if matches:  # explained by something this row does not ask about: the probe cannot tell
+        return f"not told apart here (it differs by: {matches[0]['description'][:60]})"
     return "diverges (unexplained)"
 
 

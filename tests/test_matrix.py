@@ -10,7 +10,7 @@ from conformance.evaluate import judge
 from conformance.load import load_cases
 from conformance.results import Result, RunRecord, write
 
-PROBE = "batch_norm/hand/momentum-three-steps-then-inference"
+PROBE = "batch_norm/layout/nchw-channels-first-train-train-infer"
 
 
 def _result(case, adapter, *variant_names) -> Result:
@@ -26,7 +26,7 @@ def _result(case, adapter, *variant_names) -> Result:
 
 
 def test_cells_come_from_passes_diagnoses_and_errors(in_repo, tmp_path):
-    (case,) = [c for c in load_cases(["cases/batch_norm/hand-checked.yaml"]) if c.id == PROBE]
+    (case,) = [c for c in load_cases(["cases/batch_norm/reference-layouts.yaml"]) if c.id == PROBE]
     results = [_result(case, "canon"), _result(case, "torchlike", "unbiased-moving-variance"),
                Result(PROBE, "crashy", "error", message="RuntimeError: no (at x.py:1)")]
     record = RunRecord("r1", "t0", adapters={a: {"framework": "fw", "version": "1"} for a in
@@ -36,7 +36,7 @@ def test_cells_come_from_passes_diagnoses_and_errors(in_repo, tmp_path):
     assert [matrix.cell(row, r) for r in results] == ["biased (n)", "unbiased (n - 1)", "raises: RuntimeError: no"]
     page = matrix.render(record, in_repo / "docs")
     line = next(li for li in page.splitlines() if li.startswith("| variance in the moving update"))
-    assert f"[`{PROBE}`](../cases/batch_norm/hand-checked.yaml#L{case.line})" in line
+    assert f"[`{PROBE}`](../cases/batch_norm/reference-layouts.yaml#L{case.line})" in line
     assert line.endswith("| biased (n) | unbiased (n - 1) | raises: RuntimeError: no |")
     assert "| default epsilon |" in page and " – |" in page, "a probe absent from the run reads –"
 
