@@ -34,6 +34,8 @@ from .reference import CANONICAL, Conventions
 from .yamlload import parse_documents
 
 CATALOG_PATH = Path(__file__).with_name("variants.yaml")
+#: Above this many input elements, only single variants are tried (pairs cost ~25x more references).
+PAIRS_UP_TO = 100_000
 TRANSFORMS = ("swap_axes", "swap_modes")
 
 
@@ -190,6 +192,8 @@ def diagnose(case: Case, produced: list[dict], *, max_combination: int = 2,
     """Variants (single, then pairs) that reproduce ``produced``: the outputs of each step as
     :class:`~conformance.adapter.Array`."""
     variants = catalog() if variants is None else variants
+    if sum(x.size for step in case.steps for x in step.inputs.values()) > PAIRS_UP_TO:
+        max_combination = 1
     canonical = _outputs(case, CANONICAL, None)
     if canonical is not None and _residual(case, produced, canonical) is not None:
         dtypes = [f"{case.output_key(i, n)} is {got[n].dtype}, expected {exp.dtype}"

@@ -130,7 +130,8 @@ def default_paths(case_paths: Iterable[str | Path]) -> list[Path]:
                 if folder not in found:
                     found.append(folder)
                 break
-    return found
+    cwd = Path.cwd()
+    return [f.relative_to(cwd) if f.is_relative_to(cwd) else f for f in found]
 
 
 def load(paths: Iterable[str | Path]) -> list[Declaration]:
