@@ -120,7 +120,15 @@ class JaxNumpyAdapter(JaxBase):
             xc = x.astype(cd)
             return self._affine((xc - mm) * jax.lax.rsqrt(mv + eps), params).astype(io), None
 
-        batch = jax.jit(batch)
+        return self._tracked_steps(case, jax.jit(batch), infer, io, cd, tracked=tracked, frozen=frozen,
+                                   batch_outputs=True)
+
+    def _tracked_steps(self, case, batch, infer, io, cd, *, tracked, frozen=False, batch_outputs=False):
+        """Each step of a batch or instance norm: ``batch`` (training, or untracked) returns y and the
+        statistics fed to the moving update; ``infer`` normalizes with the moving statistics."""
+        import jax.numpy as jnp
+
+        cumulative = case.attr("momentum") == "cumulative"
         params = self._params(case, io)
         fshape, shape = case.feature_shape, case.broadcast_shape
         mm = jnp.asarray(np.asarray(case.state["moving_mean"]).reshape(shape), dtype=cd)
@@ -131,7 +139,9 @@ class JaxNumpyAdapter(JaxBase):
             training = step.mode.value == "training" and not frozen
             if training or not tracked:
                 result, (mean, var) = self._step(case, step, batch, x, params)
-                result["batch_mean"], result["batch_variance"] = out(mean).reshape(fshape), out(var).reshape(fshape)
+                if batch_outputs:
+                    result["batch_mean"] = out(mean).reshape(fshape)
+                    result["batch_variance"] = out(var).reshape(fshape)
                 if training and tracked:
                     seen += 1
                     keep = 1 - 1 / seen if cumulative else float(case.attr("momentum"))
@@ -214,7 +224,6 @@ class JaxNumpyAdapter(JaxBase):
         if tracked:
             self._require_mode(case)
         axes, eps = tuple(case.reduction_axes), float(case.attr("epsilon"))
-        cumulative = case.attr("momentum") == "cumulative"
 
         @jax.jit
         def instance(x, params):
@@ -231,26 +240,7 @@ class JaxNumpyAdapter(JaxBase):
         if tracked:
             self.note("track_running_stats: the moving statistics are updated with the batch average "
                       "of the per-instance mean and biased variance")
-        params = self._params(case, io)
-        fshape, shape = case.feature_shape, case.broadcast_shape
-        mm = jnp.asarray(np.asarray(case.state["moving_mean"]).reshape(shape), dtype=cd)
-        mv = jnp.asarray(np.asarray(case.state["moving_variance"]).reshape(shape), dtype=cd)
-        outputs, seen = [], 0
-        for step in case.steps:
-            x = self._x(step, io)
-            if step.mode.value == "training" or not tracked:
-                result, (mean, var) = self._step(case, step, instance, x, params)
-                if step.mode.value == "training" and tracked:
-                    seen += 1
-                    keep = 1 - 1 / seen if cumulative else float(case.attr("momentum"))
-                    mm = keep * mm + (1 - keep) * mean
-                    mv = keep * mv + (1 - keep) * var
-            else:
-                result, _ = self._step(case, step, infer, x, params, mm, mv)
-            if tracked:
-                result["moving_mean"], result["moving_variance"] = out(mm).reshape(fshape), out(mv).reshape(fshape)
-            outputs.append(result)
-        return outputs
+        return self._tracked_steps(case, instance, infer, io, cd, tracked=tracked)
 
     # -- moments ------------------------------------------------------------------------------
     def run_moments(self, case):

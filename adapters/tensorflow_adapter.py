@@ -92,14 +92,20 @@ class TensorflowNNAdapter(Adapter):
                 raise Unsupported(f"tf.nn.batch_normalization has no default for {arg} (a required argument)")
         dtype = self._dtype(tf, case)
         eps = float(case.attr("epsilon"))
-        shape = list(case.broadcast_shape)
         axes = self._axes(case)
         if not tracked:
             self.note("track_running_stats false: batch statistics in every step, no moving statistics kept")
+        return self._tracked_steps(tf, case, dtype, axes, eps, tracked, batch_outputs=True)
+
+    def _tracked_steps(self, tf, case, dtype, axes, eps, tracked, pool=None, batch_outputs=False):
+        """Each step of a batch or instance norm written with tf.nn: batch statistics (training, or
+        untracked) or the moving ones, and the moving update by hand. ``pool`` reduces the statistics
+        fed to the update (instance norm: their batch average)."""
+        shape = list(case.broadcast_shape)
         outputs, trained = [], 0
         with tf.device("/CPU:0"):
             params = self._params(tf, case, dtype, ("gamma", "beta"))
-            if len(params) < 2:
+            if batch_outputs and len(params) < 2:
                 self.note("scale/center off -> scale/offset=None")
             moving_mean = tf.reshape(tf.constant(case.state["moving_mean"], dtype=dtype), shape)
             moving_var = tf.reshape(tf.constant(case.state["moving_variance"], dtype=dtype), shape)
@@ -109,7 +115,7 @@ class TensorflowNNAdapter(Adapter):
                 stats = {}
 
                 def forward():
-                    gamma, beta = (tf.reshape(params[n], shape) if n in params else None for n in ("gamma", "beta"))
+                    gamma, beta = self._affine(tf, params, shape)
                     if batch:
                         mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
                         stats.update(batch_mean=mean, batch_variance=var)
@@ -117,13 +123,16 @@ class TensorflowNNAdapter(Adapter):
                     return tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, eps)
 
                 y, grads = tape_gradients(self, tf, step, forward, x, params)
-                out = {"y": y, **stats, **grads}
+                out = {"y": y, **(stats if batch_outputs else {}), **grads}
                 if not batch:
                     self.note("inference: tf.nn.batch_normalization with the moving statistics")
                 elif tracked and step.mode.value == "training":
                     trained += 1
-                    moving_mean = self._moving_update(case, moving_mean, stats["batch_mean"], trained)
-                    moving_var = self._moving_update(case, moving_var, stats["batch_variance"], trained)
+                    if pool is not None:
+                        self.note("moving statistics: the per-instance statistics averaged over the batch")
+                    mean, var = ((pool(stats[k]) if pool else stats[k]) for k in ("batch_mean", "batch_variance"))
+                    moving_mean = self._moving_update(case, moving_mean, mean, trained)
+                    moving_var = self._moving_update(case, moving_var, var, trained)
                 if tracked:
                     out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
                 outputs.append(to_numpy(out, case))
@@ -217,39 +226,7 @@ class TensorflowNNAdapter(Adapter):
             if any(s.mode.value == "training" for s in case.steps) and case.is_default("momentum"):
                 raise Unsupported(f"{HAND.format(op='instance_norm')} has no default momentum")
         dtype, eps, axes = self._dtype(tf, case), float(case.attr("epsilon")), self._axes(case)
-        shape = list(case.broadcast_shape)
         self.note(f"instance norm written by hand: tf.nn.moments(x, {axes}, keepdims=True) per sample and "
                   "channel + tf.nn.batch_normalization")
-        outputs, trained = [], 0
-        with tf.device("/CPU:0"):
-            params = self._params(tf, case, dtype, ("gamma", "beta"))
-            moving_mean = tf.reshape(tf.constant(case.state["moving_mean"], dtype=dtype), shape)
-            moving_var = tf.reshape(tf.constant(case.state["moving_variance"], dtype=dtype), shape)
-            for step in case.steps:
-                x = tf.constant(step.inputs["x"], dtype=dtype)
-                batch = step.mode.value == "training" or not tracked
-                stats = {}
-
-                def forward():
-                    gamma, beta = self._affine(tf, params, shape)
-                    if batch:
-                        mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
-                        stats.update(mean=mean, var=var)
-                        return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
-                    return tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, eps)
-
-                y, grads = tape_gradients(self, tf, step, forward, x, params)
-                out = {"y": y, **grads}
-                if tracked and step.mode.value == "training":
-                    trained += 1
-                    self.note("moving statistics: the per-instance statistics averaged over the batch")
-                    moving_mean = self._moving_update(
-                        case, moving_mean, tf.reduce_mean(stats["mean"], axis=0, keepdims=True), trained)
-                    moving_var = self._moving_update(
-                        case, moving_var, tf.reduce_mean(stats["var"], axis=0, keepdims=True), trained)
-                elif tracked:
-                    self.note("inference: tf.nn.batch_normalization with the moving statistics")
-                if tracked:
-                    out["moving_mean"], out["moving_variance"] = moving_mean, moving_var
-                outputs.append(to_numpy(out, case))
-        return outputs
+        return self._tracked_steps(tf, case, dtype, axes, eps, tracked,
+                                   pool=lambda stat: tf.reduce_mean(stat, axis=0, keepdims=True))

@@ -140,7 +140,7 @@ def apply(variants: tuple[Variant, ...], case: Case) -> tuple[Case, Conventions,
 
 
 # -- matching ---------------------------------------------------------------------------
-def _outputs(case: Case, conv: Conventions, modes) -> list[dict] | None:
+def reference_outputs(case: Case, conv: Conventions, modes) -> list[dict] | None:
     try:
         with np.errstate(all="ignore"):
             return ops.get(case.op).reference(case, conv, modes)
@@ -148,7 +148,7 @@ def _outputs(case: Case, conv: Conventions, modes) -> list[dict] | None:
         return None
 
 
-def _residual(case: Case, produced: list[dict], reference: list[dict] | None,
+def residual(case: Case, produced: list[dict], reference: list[dict] | None,
               precision: str | None = None) -> float | None:
     """Largest abs error when every produced output matches ``reference`` within tolerance, else None."""
     if reference is None:
@@ -194,8 +194,8 @@ def diagnose(case: Case, produced: list[dict], *, max_combination: int = 2,
     variants = catalog() if variants is None else variants
     if sum(x.size for step in case.steps for x in step.inputs.values()) > PAIRS_UP_TO:
         max_combination = 1
-    canonical = _outputs(case, CANONICAL, None)
-    if canonical is not None and _residual(case, produced, canonical) is not None:
+    canonical = reference_outputs(case, CANONICAL, None)
+    if canonical is not None and residual(case, produced, canonical) is not None:
         dtypes = [f"{case.output_key(i, n)} is {got[n].dtype}, expected {exp.dtype}"
                   for i, (step, got) in enumerate(zip(case.steps, produced))
                   for n, exp in step.expected.items() if n in got and got[n].dtype != exp.dtype]
@@ -205,7 +205,7 @@ def diagnose(case: Case, produced: list[dict], *, max_combination: int = 2,
     singles: dict[tuple[Variant, ...], list[dict]] = {}
     for v in variants:
         applied = apply((v,), case)
-        outputs = _outputs(*applied) if applied else None
+        outputs = reference_outputs(*applied) if applied else None
         if outputs is not None and canonical is not None and not _same(outputs, canonical):
             singles[(v,)] = outputs
     # Precision-only variants change no reference value: they are tried as they are.
@@ -221,12 +221,12 @@ def diagnose(case: Case, produced: list[dict], *, max_combination: int = 2,
                 outputs = singles[combo]
             else:
                 applied = apply(combo, case)
-                outputs = _outputs(*applied) if applied else None
+                outputs = reference_outputs(*applied) if applied else None
             precision = next((v.precision for v in combo if v.precision), None)
-            residual = _residual(case, produced, outputs, precision)
-            compared = _restrict(outputs, case, produced) if residual is not None else None
-            if residual is not None and not any(_same(compared, seen) and not precision for _, seen in found):
-                found.append(({"variants": [v.name for v in combo], "residual": residual,
+            worst = residual(case, produced, outputs, precision)
+            compared = _restrict(outputs, case, produced) if worst is not None else None
+            if worst is not None and not any(_same(compared, seen) and not precision for _, seen in found):
+                found.append(({"variants": [v.name for v in combo], "residual": worst,
                                "description": " and ".join(v.description for v in combo)}, compared))
         if found:
             break

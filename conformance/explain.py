@@ -28,7 +28,7 @@ import numpy as np
 
 from . import ops
 from .adapter import Array
-from .diagnosis import _outputs, _residual, by_name, diagnose
+from .diagnosis import by_name, diagnose, reference_outputs, residual
 from .errors import CaseError, CaseErrors
 from .load import build_case
 from .reference import CANONICAL
@@ -117,20 +117,20 @@ def _explain_one(doc: Document, name: str, outputs: dict, modes: list) -> Explan
         except ValueError as exc:
             raise CaseErrors([CaseError(doc.file, doc.line(("observed", name)), f"observed.{name}", str(exc))])
         formula = CANONICAL_FORMULA.get((case.op, mode), "")
-        residual = _residual(case, produced, _outputs(case, CANONICAL, None))
-        if residual is not None:
+        found_residual = residual(case, produced, reference_outputs(case, CANONICAL, None))
+        if found_residual is not None:
             where = f" in {mode} mode" if mode else ""
             extra = f" with {_state_text(case)}" if mode == "inference" else ""
             return Explanation(name, mode, "canonical", [], f"the canonical semantics{where}{extra} "
-                               f"(residual {residual:.2g})", formula, residual)
+                               f"(residual {found_residual:.2g})", formula, found_residual)
         found = diagnose(case, produced)
         for match in found["matches"]:
             candidates.append((len(match["variants"]), match["residual"], mode, match))
     if not candidates:
         return Explanation(name, None, "unexplained", [], "unexplained: no convention in the catalog, "
                            "nor any pair of them, reproduces these numbers")
-    _, residual, mode, match = min(candidates, key=lambda c: (c[0], c[1]))
+    _, best, mode, match = min(candidates, key=lambda c: (c[0], c[1]))
     formulas = "; ".join(f for f in (by_name(v).formula for v in match["variants"]) if f)
     where = f" ({mode} mode)" if mode and len(modes) > 1 else ""
     return Explanation(name, mode, "variant", match["variants"],
-                       f"{match['description']}{where} (residual {residual:.2g})", formulas, residual)
+                       f"{match['description']}{where} (residual {best:.2g})", formulas, best)

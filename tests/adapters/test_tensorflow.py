@@ -13,21 +13,17 @@ pytest.importorskip("tensorflow")
 
 from adapters.tensorflow_adapter import TensorflowFusedAdapter, TensorflowNNAdapter  # noqa: E402
 from conformance.evaluate import evaluate  # noqa: E402
-from .helpers import MOMENTUM, judge, one  # noqa: E402
+from .helpers import MOMENTUM, judge, make, one  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def nn():
-    adapter = TensorflowNNAdapter()
-    adapter.load()
-    return adapter
+    return make(TensorflowNNAdapter)
 
 
 @pytest.fixture(scope="module")
 def fused():
-    adapter = TensorflowFusedAdapter()
-    adapter.load()
-    return adapter
+    return make(TensorflowFusedAdapter)
 
 
 SEED_000 = """

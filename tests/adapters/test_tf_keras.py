@@ -14,21 +14,17 @@ tf_keras = pytest.importorskip("tf_keras")
 
 from adapters.tf_keras_adapter import TfKerasAdapter, TfKerasFusedAdapter  # noqa: E402
 from conformance.evaluate import evaluate  # noqa: E402
-from .helpers import MOMENTUM, judge, one  # noqa: E402
+from .helpers import MOMENTUM, judge, make, one  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def keras():
-    adapter = TfKerasAdapter()
-    adapter.load()
-    return adapter
+    return make(TfKerasAdapter)
 
 
 @pytest.fixture(scope="module")
 def fused():
-    adapter = TfKerasFusedAdapter()
-    adapter.load()
-    return adapter
+    return make(TfKerasFusedAdapter)
 
 
 SEED_000 = """
